@@ -1,0 +1,1 @@
+"""The wave completion HTTP service."""

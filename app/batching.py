@@ -1,0 +1,93 @@
+"""Dynamic micro-batching: waves from concurrent requests run through the model together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.predict import Predictor
+
+
+@dataclass
+class _Job:
+    wave: np.ndarray
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """Queues waves and runs them in batches of up to `max_batch`, waiting at most `max_wait` seconds.
+
+    Waves are grouped by the length the model reads (at most `context` steps, the model crops the rest), so a
+    wave's answer does not depend on what it was batched with. Inference runs on one worker thread, off the
+    event loop.
+    """
+
+    def __init__(self, predict: Predictor, context: int, max_batch: int, max_wait: float):
+        self._predict = predict
+        self._context = context
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._task: asyncio.Task | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._serve(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def complete(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """The model's full-horizon completion of each wave, in order."""
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(wave[-self._context :], loop.create_future()) for wave in waves]
+        for job in jobs:
+            self._queue.put_nowait(job)
+        return list(await asyncio.gather(*(job.future for job in jobs)))
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            if self._max_wait > 0 and self._queue.qsize() < self._max_batch - 1:
+                await asyncio.sleep(self._max_wait)
+            while len(jobs) < self._max_batch and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            jobs = [job for job in jobs if not job.future.done()]  # callers that gave up
+            if jobs:
+                await loop.run_in_executor(self._executor, self._run, jobs)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        groups: dict[int, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(len(job.wave), []).append(job)
+        for group in groups.values():
+            try:
+                predictions = self._predict(np.stack([job.wave for job in group]))
+            except Exception as error:  # surfaced to each waiting request
+                for job in group:
+                    job.future.get_loop().call_soon_threadsafe(_settle, job.future, None, error)
+                continue
+            for job, prediction in zip(group, predictions, strict=True):
+                job.future.get_loop().call_soon_threadsafe(_settle, job.future, prediction, None)
+
+
+def _settle(future: asyncio.Future, result: np.ndarray | None, error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

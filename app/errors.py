@@ -1,0 +1,86 @@
+"""Every client error becomes a 4xx JSON body {"detail": "...", "errors": [...]} that says what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.limits import MAX_HORIZON
+from app.validation import WaveError
+
+
+def location(loc: list[Any]) -> tuple[str, list[int]]:
+    """Split a pydantic location into a label ("wave", "wave 2", "horizon", ...) and the row/column indices."""
+    if not loc:
+        return "request body", []
+    if loc[0] == "waves" and len(loc) > 1 and isinstance(loc[1], int):
+        return f"wave {loc[1]}", [p for p in loc[2:] if isinstance(p, int)]
+    return str(loc[0]), [p for p in loc[1:] if isinstance(p, int)]
+
+
+def describe(error: dict[str, Any]) -> str:
+    """One pydantic error in words."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    loc = [p for p in error["loc"] if p != "body"]
+    label, indices = location(loc)
+    field = label.split()[0]
+    if kind == "json_invalid":
+        return f"request body is not valid JSON: {ctx.get('error', error['msg'])}"
+    if kind in ("model_attributes_type", "dict_type") and not loc:
+        if isinstance(error.get("input"), bytes | str):
+            return "request body must be JSON sent with Content-Type: application/json"
+        return "request body must be a JSON object"
+    if kind == "missing":
+        return f"field {'.'.join(map(str, loc))!r} is required"
+    if kind == "extra_forbidden":
+        return f"unknown field {'.'.join(map(str, loc))!r}"
+    if field == "horizon":
+        return f"horizon must be an integer between 1 and {MAX_HORIZON}"
+    if kind in ("too_short", "too_long"):
+        limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        bound = "at least" if kind == "too_short" else "at most"
+        actual = ctx.get("actual_length")
+        if field == "waves" and not indices:
+            return f"request has {actual} waves, {bound} {limit} are allowed"
+        if len(indices) == 0:
+            return f"{label} has {actual} steps, {bound} {limit} are {'needed' if kind == 'too_short' else 'allowed'}"
+        return f"{label}: row {indices[0]} has {actual} values, {bound} {limit} are allowed"
+    if len(indices) == 2:
+        row, column = indices
+        if kind == "finite_number":
+            return f"{label}: value at row {row}, column {column} is not finite"
+        return f"{label}: value at row {row}, column {column} is not a number"
+    if kind == "list_type":
+        what = "a list of rows" if not indices else "a list of numbers"
+        where = label if not indices else f"{label}: row {indices[0]}"
+        return f"{where} must be {what}"
+    return f"{'.'.join(map(str, loc)) or 'request body'}: {error['msg']}"
+
+
+def error_response(status: int, messages: list[str], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": messages[0], "errors": messages}, status_code=status, headers=headers)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    messages = list(dict.fromkeys(describe(e) for e in exc.errors()))[:20]
+    return error_response(422, messages or ["invalid request"])
+
+
+async def wave_error(request: Request, exc: WaveError) -> JSONResponse:
+    return error_response(422, [str(exc)])
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return error_response(exc.status_code, [detail], getattr(exc, "headers", None))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(WaveError, wave_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

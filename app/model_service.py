@@ -1,0 +1,97 @@
+"""The loaded model and everything the request path needs from it, prepared once at start-up."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.batching import MicroBatcher
+from app.schemas import InputLength, LayerInfo, ModelRef, ModelSummary
+from app.settings import Settings
+from model_store import load_model
+from training.predict import Predictor, make_predictor
+
+logger = logging.getLogger("app")
+
+
+@dataclass
+class ServedModel:
+    """A verified, warmed-up model with its metadata and its batcher."""
+
+    ref: ModelRef
+    features: int
+    horizon: int
+    min_steps: int
+    context: int
+    predict: Predictor
+    batcher: MicroBatcher
+    summary: ModelSummary
+
+
+def load_served_model(settings: Settings) -> ServedModel:
+    """Load and verify the configured version, warm up its compiled path, and describe it."""
+    loaded = load_model(settings.store, settings.model_name, settings.model_version)
+    architecture = loaded.manifest["architecture"]
+    predict = make_predictor(loaded.model)
+    features, horizon = architecture["features"], architecture["horizon"]
+    min_steps, context = architecture["min_input_length"], architecture["max_context"]
+    for batch, steps in ((1, min_steps), (3, context)):
+        predict(np.zeros((batch, steps, features), np.float32))
+    ref = ModelRef(name=loaded.name, version=str(loaded.version))
+    logger.info("loaded model %s version %s from %s", ref.name, ref.version, loaded.path)
+    return ServedModel(
+        ref=ref,
+        features=features,
+        horizon=horizon,
+        min_steps=min_steps,
+        context=context,
+        predict=predict,
+        batcher=MicroBatcher(predict, context, settings.max_batch_size, settings.max_wait_ms / 1000),
+        summary=describe(loaded.model, loaded.manifest, ref, min_steps, context),
+    )
+
+
+def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int) -> ModelSummary:
+    """The /model/summary answer, built once."""
+    from app.limits import MAX_STEPS
+
+    architecture = manifest["architecture"]
+    text = io.StringIO()
+    model.summary(
+        print_fn=lambda line, line_break=True: text.write(line + ("\n" if line_break else "")),
+        expand_nested=True,
+        line_length=100,
+    )
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return ModelSummary(
+        name=ref.name,
+        version=ref.version,
+        features=architecture["features"],
+        horizon=architecture["horizon"],
+        input_length=InputLength(min=min_steps, max=MAX_STEPS, context=context),
+        total_params=int(model.count_params()),
+        trainable_params=trainable,
+        layers=list(layer_rows(model)),
+        text=text.getvalue(),
+        metrics=manifest.get("evaluation", {}),
+        trained_at=manifest.get("created_at"),
+    )
+
+
+def layer_rows(model, prefix: str = ""):
+    """Every layer, nested models expanded, as LayerInfo rows."""
+    for layer in model.layers:
+        try:
+            output = layer.output
+            shapes = [o.shape for o in output] if isinstance(output, list | tuple) else [output.shape]
+            shape = ", ".join(str(tuple(s)) for s in shapes)
+        except (AttributeError, ValueError):
+            shape = "multiple"
+        yield LayerInfo(
+            name=prefix + layer.name, type=type(layer).__name__, output_shape=shape, params=int(layer.count_params())
+        )
+        if hasattr(layer, "layers"):
+            yield from layer_rows(layer, prefix + layer.name + "/")

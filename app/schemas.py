@@ -1,0 +1,114 @@
+"""Pydantic models of every request and response, with the limits and real example waves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.limits import MAX_FEATURES, MAX_HORIZON, MAX_STEPS, MAX_WAVES, MIN_STEPS
+from training.data import unit_waves
+
+
+def example_wave(steps: int, seed: int) -> list[list[float]]:
+    """A real test-split wave (amplitude 2, offset 10), rounded for a readable example."""
+    wave = unit_waves(np.random.default_rng(seed), 1, steps, split="test")[0]
+    return np.round(2.0 * wave + 10.0, 4).tolist()
+
+
+Row = Annotated[
+    list[float],
+    Field(min_length=1, max_length=MAX_FEATURES, description="one time step: one value per feature"),
+]
+Wave = Annotated[
+    list[Row],
+    Field(
+        min_length=MIN_STEPS,
+        max_length=MAX_STEPS,
+        description=(
+            f"observed steps, oldest first: {MIN_STEPS} to {MAX_STEPS} rows of F finite numbers each (F = the model's "
+            "features, 5 for the default model); only the most recent steps up to the model's context are read"
+        ),
+    ),
+]
+Horizon = Annotated[
+    int,
+    Field(ge=1, le=MAX_HORIZON, description=f"steps to predict, 1 to {MAX_HORIZON} (the model's horizon)"),
+]
+
+
+class ModelRef(BaseModel):
+    name: str = Field(description="model name in the store")
+    version: str = Field(description="model version in the store")
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"wave": example_wave(MIN_STEPS, 1), "horizon": 150}]}
+    )
+
+    wave: Wave
+    horizon: Horizon = MAX_HORIZON
+
+
+class PredictResponse(BaseModel):
+    prediction: list[list[float]] = Field(description="`horizon` rows of F values: the completion")
+    horizon: int = Field(description="number of predicted steps")
+    model: ModelRef
+
+
+class BatchPredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"waves": [example_wave(MIN_STEPS, 2), example_wave(MIN_STEPS + 20, 3)], "horizon": 50}]
+        },
+    )
+
+    waves: list[Wave] = Field(
+        min_length=1, max_length=MAX_WAVES, description=f"1 to {MAX_WAVES} waves; lengths may differ"
+    )
+    horizon: Horizon = MAX_HORIZON
+
+
+class BatchPredictResponse(BaseModel):
+    predictions: list[list[list[float]]] = Field(description="one completion per wave, in request order")
+    horizon: int
+    model: ModelRef
+
+
+class InputLength(BaseModel):
+    min: int = Field(description="fewest observed steps accepted")
+    max: int = Field(description="most observed steps accepted")
+    context: int = Field(description="most recent steps the model reads; earlier ones are ignored")
+
+
+class LayerInfo(BaseModel):
+    name: str
+    type: str
+    output_shape: str
+    params: int
+
+
+class ModelSummary(BaseModel):
+    name: str
+    version: str
+    features: int
+    horizon: int
+    input_length: InputLength
+    total_params: int
+    trainable_params: int
+    layers: list[LayerInfo]
+    text: str = Field(description="the Keras summary as text")
+    metrics: dict = Field(description="held-out evaluation from the model's manifest")
+    trained_at: str | None
+
+
+class HealthStatus(BaseModel):
+    status: str = Field(description="'ok', or why the service is not ready")
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what is wrong with the request, in words")
+    errors: list[str] = Field(default_factory=list, description="every problem found, when there are several")

@@ -1,0 +1,35 @@
+"""Versioned model store: `<store>/<name>/<version>/` holding `model.keras` and `manifest.json`."""
+
+from model_store.store import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    CorruptModelError,
+    IntegrityError,
+    LoadedModel,
+    ModelNotFoundError,
+    StoreError,
+    list_versions,
+    load_manifest,
+    load_model,
+    resolve_version,
+    sha256_of,
+    verify_version,
+    write_version,
+)
+
+__all__ = [
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "CorruptModelError",
+    "IntegrityError",
+    "LoadedModel",
+    "ModelNotFoundError",
+    "StoreError",
+    "list_versions",
+    "load_manifest",
+    "load_model",
+    "resolve_version",
+    "sha256_of",
+    "verify_version",
+    "write_version",
+]

@@ -1,0 +1,57 @@
+"""Shared fixtures: the committed default model, a tiny model trained by the project's own CLI, servers."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import DEFAULT_STORE
+
+DEFAULT_MODEL = "wave"
+
+
+@pytest.fixture(scope="session")
+def default_store() -> Path:
+    """The committed model store with the default model."""
+    return DEFAULT_STORE
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> Path:
+    """A store holding `tiny` version 1, trained by `python -m training train --quick`."""
+    from training.cli import main
+
+    store = tmp_path_factory.mktemp("store")
+    assert main(["train", "--store", str(store), "--name", "tiny", "--quick", "--eval-waves", "50"]) == 0
+    return store
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def served_app(default_store):
+    """The app on the committed default model, started through its lifespan (load, verify, warm up)."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(Settings(store=default_store, model_name=DEFAULT_MODEL))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(served_app):
+    """An httpx client talking to the app in-process over ASGI."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=served_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

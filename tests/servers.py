@@ -1,0 +1,65 @@
+"""Start a real uvicorn process on 127.0.0.1 and a free port, and always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(
+    env: dict[str, str] | None = None, command: list[str] | None = None, timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A uvicorn process serving `app.main:app`; yields (base URL, process) once /health/ready says 200."""
+    port = free_port()
+    environment = {**os.environ, "WAVE_HOST": "127.0.0.1", "WAVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment.update(env or {})
+    command = command or [sys.executable, "-m", "app"]
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                raise RuntimeError(f"server exited with {process.returncode}:\n{output[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server not ready within {timeout} s")
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout:
+        process.stdout.close()
+    return process.returncode

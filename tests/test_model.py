@@ -1,0 +1,95 @@
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from training.config import ModelConfig
+from training.model import build_model
+from training.predict import make_predictor, predict_many
+
+SMALL = ModelConfig(units=8, encoder_depth=2, decoder_depth=2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_model(SMALL)
+
+
+@pytest.mark.parametrize(("batch", "steps"), [(1, 60), (2, 150), (7, 299), (3, 1000)])
+def test_output_shape_for_batch_sizes_and_lengths(model, batch, steps):
+    out = np.asarray(model(np.random.default_rng(0).normal(size=(batch, steps, 5)).astype("float32")))
+    assert out.shape == (batch, 150, 5)
+    assert np.isfinite(out).all()
+
+
+def test_reference_architecture_is_the_default():
+    config = ModelConfig()
+    assert (config.units, config.encoder_depth, config.decoder_depth, config.horizon) == (40, 4, 4, 150)
+    reference = build_model(ModelConfig(channel_independent=False))
+    lstm_layers = [w for w in reference.get_layer("seq2seq").layers if isinstance(w, keras.layers.LSTM)]
+    assert len(lstm_layers) == 4 and all(layer.units == 40 for layer in lstm_layers)
+    assert reference(np.zeros((2, 100, 5), "float32")).shape == (2, 150, 5)
+
+
+def test_save_load_safe_mode_gives_same_predictions(model, tmp_path):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json").decode()
+    assert "Lambda" not in config
+    json.loads(config)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).normal(size=(4, 120, 5)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(loaded(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_normalization_makes_the_model_scale_and_offset_equivariant(model):
+    x = np.random.default_rng(2).normal(size=(3, 100, 5)).astype("float32")
+    base = np.asarray(model(x))
+    scaled = np.asarray(model(x * 250.0 - 40.0))
+    np.testing.assert_allclose(scaled, base * 250.0 - 40.0, rtol=1e-3, atol=1e-2)
+
+
+def test_flat_feature_gives_finite_flat_prediction(model):
+    x = np.random.default_rng(3).normal(size=(2, 80, 5)).astype("float32")
+    x[:, :, 1] = 7.5
+    x[1, :, 3] = 0.0
+    out = np.asarray(model(x))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, :, 1], 7.5, atol=1e-4)
+    np.testing.assert_allclose(out[1, :, 3], 0.0, atol=1e-6)
+
+
+def test_huge_values_and_tiny_amplitude_on_large_offset_stay_finite(model):
+    t = np.arange(200)[None, :, None]
+    x = np.concatenate([1e11 * np.sin(t / 15.0), 1e3 + 0.01 * np.sin(t / 20.0 + np.zeros((1, 1, 4)))], axis=2)
+    out = np.asarray(model(x.astype("float32")))
+    assert np.isfinite(out).all()
+    assert np.abs(out[0, :, 1:] - 1e3).max() < 1.0
+
+
+def test_long_inputs_read_only_the_context(model):
+    x = np.random.default_rng(4).normal(size=(2, 700, 5)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model(x[:, -300:])), atol=1e-6)
+
+
+def test_predictor_does_not_retrace_across_shapes(model):
+    predict = make_predictor(model)
+    rng = np.random.default_rng(5)
+    predict(rng.normal(size=(1, 60, 5)))
+    traces = predict.trace_count()
+    for batch, steps in [(1, 61), (5, 300), (2, 90), (17, 150), (3, 1000)]:
+        assert predict(rng.normal(size=(batch, steps, 5))).shape == (batch, 150, 5)
+    assert predict.trace_count() == traces == 1
+
+
+def test_predict_many_keeps_order_and_matches_single_predictions(model):
+    predict = make_predictor(model)
+    rng = np.random.default_rng(6)
+    waves = [rng.normal(size=(n, 5)).astype("float32") for n in (80, 60, 80, 120, 60)]
+    together = predict_many(predict, waves)
+    for wave, result in zip(waves, together, strict=True):
+        np.testing.assert_allclose(result, predict(wave[None])[0], atol=1e-5)

@@ -1,0 +1,1 @@
+"""Offline side of the wave completion service: data, model, training, evaluation, export."""

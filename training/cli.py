@@ -1,0 +1,184 @@
+"""`python -m training`: train, evaluate and export models in a versioned store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training.config import ModelConfig, TrainConfig
+
+QUICK = TrainConfig(
+    batch_size=32,
+    max_steps=240,
+    max_minutes=3.0,
+    learning_rate=5e-3,
+    curriculum_start=10,
+    curriculum_steps=120,
+    eval_every=40,
+    validation_waves=64,
+    patience=100,
+    model=ModelConfig(units=16, encoder_depth=1, decoder_depth=1),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model and publish it as the next version")
+    train.add_argument("--store", type=Path, required=True, help="model store folder")
+    train.add_argument("--name", default="wave", help="model name inside the store (default: wave)")
+    train.add_argument("--quick", action="store_true", help="tiny model, about a minute on 2 cores")
+    train.add_argument("--seed", type=int, help="random seed (default 0): the run is reproducible from it")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--max-steps", type=int, help="steps of the learning-rate schedule and the step limit")
+    train.add_argument("--max-minutes", type=float, help="wall-time budget; the best checkpoint is kept")
+    train.add_argument("--curriculum-steps", type=int, help="steps to grow the trained horizon to the full one")
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
+    train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
+    train.add_argument(
+        "--joint-features",
+        action="store_true",
+        help="run all features through one LSTM stack (the reference) instead of one sequence per feature",
+    )
+    train.add_argument("--eval-waves", type=int, default=470, help="test waves per evaluation variant")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a published version; prints JSON")
+    evaluate.add_argument("--store", type=Path, required=True)
+    evaluate.add_argument("--name", default="wave")
+    evaluate.add_argument("--version", default="latest")
+    evaluate.add_argument("--waves", type=int, default=470, help="test waves per variant (at least 470)")
+    return parser.parse_args(argv)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The preset (default or --quick) with the command-line overrides applied."""
+    config = QUICK if args.quick else TrainConfig()
+    overrides = {
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "max_steps": args.max_steps,
+        "max_minutes": args.max_minutes,
+        "curriculum_steps": args.curriculum_steps,
+        "learning_rate": args.learning_rate,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    model_overrides = {"units": args.units, "encoder_depth": args.depth, "decoder_depth": args.depth}
+    model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
+    if args.joint_features:
+        model = replace(model, channel_independent=False)
+    return replace(config, model=model)
+
+
+def library_versions() -> dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tensorflow.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def run_train(args: argparse.Namespace) -> dict:
+    from model_store import write_version
+    from training.evaluate import evaluate
+    from training.predict import make_predictor
+    from training.train import train
+
+    config = train_config(args)
+    args.store.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".training-{args.name}-", dir=args.store))
+    try:
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        log(f"training {args.name}: {json.dumps(config.to_dict())}")
+        result = train(config, work / "best.keras", log=log)
+        log(f"evaluating on {args.eval_waves} test waves per variant")
+        evaluation = evaluate(
+            make_predictor(result.model), args.eval_waves, config.model.features, config.model.horizon
+        )
+        manifest = {
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "architecture": {
+                **config.model.to_dict(),
+                "description": architecture_description(config.model),
+                "total_params": int(result.model.count_params()),
+            },
+            "data": config.data.to_dict(),
+            "seed": config.seed,
+            "training": {
+                "command": "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+                "config": config.to_dict(),
+                "steps": result.steps,
+                "wall_seconds": round(result.wall_seconds, 1),
+                "best_validation_loss": result.best_validation_loss,
+                "cpu_count": os.cpu_count(),
+                "history": result.history,
+            },
+            "evaluation": evaluation,
+            "libraries": library_versions(),
+        }
+        version = write_version(args.store, args.name, work / "best.keras", manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "name": args.name,
+        "version": version,
+        "path": str(args.store / args.name / str(version)),
+        **summary(evaluation),
+    }
+
+
+def architecture_description(config: ModelConfig) -> str:
+    layout = "each feature as its own sequence (features folded into the batch, shared weights)"
+    if not config.channel_independent:
+        layout = "all features through one stack (the reference layout)"
+    return (
+        f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
+        f" + Dense, autoregressive for {config.horizon} steps; {layout}; per-wave, per-feature normalization"
+        f" inside the model; only the last {config.max_context} observed steps are read"
+    )
+
+
+def summary(evaluation: dict) -> dict:
+    """MAE / amplitude per variant beside its target."""
+    return {
+        name: {"mae": v["model"]["mae"], "target": v["target"], "meets_target": v["meets_target"]}
+        for name, v in evaluation["variants"].items()
+    }
+
+
+def run_evaluate(args: argparse.Namespace) -> dict:
+    from model_store import load_model
+    from training.evaluate import evaluate
+    from training.predict import make_predictor
+
+    loaded = load_model(args.store, args.name, args.version)
+    config = loaded.manifest["architecture"]
+    started = time.monotonic()
+    report = evaluate(make_predictor(loaded.model), args.waves, config["features"], config["horizon"])
+    return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    args.argv = argv
+    if args.command == "train":
+        print(json.dumps(run_train(args), indent=2))
+    elif args.command == "evaluate":
+        print(json.dumps(run_evaluate(args), indent=2))
+    return 0

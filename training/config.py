@@ -1,0 +1,64 @@
+"""Configuration records shared by training, evaluation and the model store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SPLIT_CATEGORIES = {"train": 0, "validation": 2, "test": 4}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the encoder/decoder (the reference design by default)."""
+
+    features: int = 5
+    units: int = 40
+    encoder_depth: int = 4
+    decoder_depth: int = 4
+    horizon: int = 150
+    min_input_length: int = 60
+    max_context: int = 300
+    channel_independent: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The reference data: sin(t / w + s) with w = B + (category + u) / 6 per feature."""
+
+    min_base: int = 11
+    max_base: int = 30
+    min_observed: int = 60
+    max_observed: int = 300
+    max_amplitude_log10: float = 1.0
+    max_offset: float = 5.0
+    max_noise: float = 0.08
+    clean_fraction: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule: free-running decoder with a horizon curriculum."""
+
+    batch_size: int = 128
+    max_steps: int = 20000
+    max_minutes: float = 90.0
+    learning_rate: float = 2e-3
+    final_learning_rate: float = 2e-5
+    clipnorm: float = 1.0
+    curriculum_start: int = 10
+    curriculum_steps: int = 3000
+    eval_every: int = 200
+    validation_waves: int = 256
+    patience: int = 12
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataSpec = field(default_factory=DataSpec)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,88 @@
+"""Held-out evaluation (test split, category 4): MAE / amplitude for the model and the baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.baselines import BASELINES
+from training.config import DataSpec
+from training.data import add_noise, scale_and_offset, unit_waves
+from training.predict import Predictor
+
+HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))
+TARGETS = {"unit": 0.05, "scaled": 0.06, "noisy": 0.07, "short": 0.15}
+EVALUATION_SEED = 20_240_604
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """Waves of one variant, in groups of equal observed length, with the amplitude to divide errors by."""
+
+    description: str
+    observed: list[np.ndarray]
+    target: list[np.ndarray]
+    amplitude: list[np.ndarray]
+
+
+def evaluation_sets(
+    waves: int = 470, features: int = 5, horizon: int = 150, groups: int = 10, seed: int = EVALUATION_SEED
+) -> dict[str, EvaluationSet]:
+    """The four variants the targets are stated on, each `waves` test waves drawn in `groups` lengths."""
+    rng = np.random.default_rng(seed)
+    spec = DataSpec()
+    sizes = np.diff(np.linspace(0, waves, groups + 1).round().astype(int))
+
+    def build(description, min_observed, max_observed, scaled=False, noise=0.0) -> EvaluationSet:
+        observed, target, amplitude = [], [], []
+        for size in sizes:
+            steps = int(rng.integers(min_observed, max_observed + 1))
+            wave = unit_waves(rng, int(size), steps + horizon, features, "test", spec)
+            scale = np.ones((int(size), 1, features))
+            if scaled:
+                wave, scale, _ = scale_and_offset(rng, wave, 3.0, 100.0, min_log10=-2.0)
+            seen = add_noise(rng, wave[:, :steps], noise * scale) if noise else wave[:, :steps]
+            observed.append(seen)
+            target.append(wave[:, steps:])
+            amplitude.append(scale)
+        return EvaluationSet(description, observed, target, amplitude)
+
+    return {
+        "unit": build("unit sines, 150-299 observed steps (the reference test set)", 150, 299),
+        "scaled": build("amplitude 0.01-1000 (log-uniform), offset -100..100, 150-299 observed steps", 150, 299, True),
+        "noisy": build("unit sines with input noise sigma 0.05, 150-299 observed steps", 150, 299, noise=0.05),
+        "short": build("unit sines, 60-149 observed steps", 60, 149),
+    }
+
+
+def error_report(predictions: list[np.ndarray], dataset: EvaluationSet) -> dict:
+    """MAE / amplitude overall, per feature and per horizon bucket."""
+    errors = np.concatenate(
+        [np.abs(p - t) / a for p, t, a in zip(predictions, dataset.target, dataset.amplitude, strict=True)]
+    )
+    horizon = errors.shape[1]
+    return {
+        "mae": round(float(errors.mean()), 5),
+        "per_feature": [round(float(v), 5) for v in errors.mean(axis=(0, 1))],
+        "per_horizon": {
+            f"{lo}-{hi}": round(float(errors[:, lo - 1 : hi].mean()), 5) for lo, hi in HORIZON_BUCKETS if lo <= horizon
+        },
+    }
+
+
+def evaluate(predict: Predictor, waves: int = 470, features: int = 5, horizon: int = 150) -> dict:
+    """Evaluate a predictor and the baselines on every variant; report whether each target is met."""
+    report = {"split": "test (category 4)", "waves": waves, "metric": "MAE / amplitude", "variants": {}}
+    for name, dataset in evaluation_sets(waves, features, horizon).items():
+        model_predictions = [predict(observed) for observed in dataset.observed]
+        entry = {"description": dataset.description, "model": error_report(model_predictions, dataset)}
+        entry["baselines"] = {
+            baseline: error_report([fn(o, horizon) for o in dataset.observed], dataset)["mae"]
+            for baseline, fn in BASELINES.items()
+        }
+        entry["target"] = TARGETS[name]
+        entry["meets_target"] = entry["model"]["mae"] <= TARGETS[name]
+        report["variants"][name] = entry
+    report["meets_all_targets"] = all(v["meets_target"] for v in report["variants"].values())
+    return report

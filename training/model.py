@@ -1,0 +1,63 @@
+"""The sequence-to-sequence LSTM: a stacked encoder and an autoregressive stacked decoder run as one loop."""
+
+from __future__ import annotations
+
+import keras
+
+from training.config import ModelConfig
+from training.layers import (
+    CropContext,
+    DecoderClock,
+    FeedbackDecoderCell,
+    FoldFeatures,
+    LastStep,
+    UnfoldFeatures,
+    WaveDenormalizer,
+    WaveNormalizer,
+    ZeroStates,
+)
+
+
+def channel_width(config: ModelConfig) -> int:
+    """Width of one sequence the seq2seq core sees: 1 when features are folded into the batch."""
+    return 1 if config.channel_independent else config.features
+
+
+def build_core(config: ModelConfig) -> keras.Model:
+    """Encoder/decoder on normalized sequences: inputs (observed, clock), output (batch, len(clock), width).
+
+    Decoder layer 1 starts from the encoder's final (h, c), layers 2.. from zeros; the first decoder input
+    is the last observed point and every later input is the previous prediction.
+    """
+    width = channel_width(config)
+    observed = keras.Input((None, width), name="observed")
+    clock = keras.Input((None, 1), name="clock")
+    x = observed
+    for i in range(config.encoder_depth):
+        final = i == config.encoder_depth - 1
+        x = keras.layers.LSTM(
+            config.units, return_sequences=not final, return_state=final, name=f"encoder_lstm_{i + 1}"
+        )(x)
+    _, state_h, state_c = x
+    seed = LastStep(name="last_observed")(observed)
+    initial_state = [seed, state_h, state_c]
+    if config.decoder_depth > 1:
+        initial_state += ZeroStates(config.units, 2 * (config.decoder_depth - 1), name="zero_states")(seed)
+    cell = FeedbackDecoderCell(config.units, config.decoder_depth, width, name="feedback_cell")
+    prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
+    return keras.Model([observed, clock], prediction, name="seq2seq")
+
+
+def build_model(config: ModelConfig, core: keras.Model | None = None) -> keras.Model:
+    """The served model: raw wave (batch, T, features) -> completion (batch, horizon, features)."""
+    core = core if core is not None else build_core(config)
+    wave = keras.Input((None, config.features), name="wave")
+    recent = CropContext(config.max_context, name="crop_context")(wave)
+    normalized, mean, scale = WaveNormalizer(name="normalize")(recent)
+    sequences = FoldFeatures(name="fold_features")(normalized) if config.channel_independent else normalized
+    clock = DecoderClock(config.horizon, name="decoder_clock")(sequences)
+    prediction = core([sequences, clock])
+    if config.channel_independent:
+        prediction = UnfoldFeatures(config.features, name="unfold_features")(prediction)
+    completion = WaveDenormalizer(name="denormalize")([prediction, mean, scale])
+    return keras.Model(wave, completion, name="wave_completion")

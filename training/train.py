@@ -1,0 +1,149 @@
+"""Free-running training with a horizon curriculum, random observed lengths and one traced step function."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.config import DataSpec, TrainConfig
+from training.data import training_batch, unit_waves
+from training.layers import FoldFeatures, WaveNormalizer
+from training.model import build_core, build_model
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the best model and its history."""
+
+    model: keras.Model
+    best_validation_loss: float
+    steps: int
+    wall_seconds: float
+    history: list[dict]
+
+
+def curriculum_horizon(step: int, config: TrainConfig) -> int:
+    """Decoder steps trained at `step`: grows linearly from curriculum_start to the full horizon."""
+    full = config.model.horizon
+    if step >= config.curriculum_steps:
+        return full
+    fraction = step / config.curriculum_steps
+    return round(config.curriculum_start + fraction * (full - config.curriculum_start))
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Cosine decay from learning_rate to final_learning_rate over max_steps."""
+    progress = min(step / max(config.max_steps, 1), 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * cosine
+
+
+def validation_sets(config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fixed validation waves (category 2, full horizon): clean unit waves and augmented short and long ones."""
+    rng = np.random.default_rng(config.seed + 1_000_003)
+    spec, horizon, features = config.data, config.model.horizon, config.model.features
+    n = config.validation_waves
+    unit = unit_waves(rng, n, 2 * horizon + horizon // 2, features, "validation", spec)
+    sets = [(unit[:, :-horizon], unit[:, -horizon:])]
+    for observed in (spec.min_observed + 20, spec.max_observed - 60):
+        sets.append(training_batch(rng, n, observed, horizon, features, spec, split="validation"))
+    return sets
+
+
+def make_step_functions(core: keras.Model, optimizer: keras.optimizers.Optimizer, channel_independent: bool):
+    """The train and validation steps, traced once for every batch size, observed length and horizon."""
+    normalize = WaveNormalizer()
+    fold = FoldFeatures()
+    spec = tf.TensorSpec([None, None, None], tf.float32)
+
+    def normalized_loss(observed, target, training):
+        normalized, mean, scale = normalize(observed)
+        target = (target - mean) / scale
+        if channel_independent:
+            normalized, target = fold(normalized), fold(target)
+        clock = tf.zeros_like(target[:, :, :1])
+        prediction = core([normalized, clock], training=training)
+        return tf.reduce_mean(tf.square(prediction - target))
+
+    @tf.function(input_signature=[spec, spec])
+    def train_step(observed, target):
+        with tf.GradientTape() as tape:
+            loss = normalized_loss(observed, target, True)
+        gradients = tape.gradient(loss, core.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, core.trainable_variables, strict=False))
+        return loss
+
+    @tf.function(input_signature=[spec, spec])
+    def validation_step(observed, target):
+        return normalized_loss(observed, target, False)
+
+    return train_step, validation_step
+
+
+def train(
+    config: TrainConfig,
+    checkpoint_path: Path,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train from scratch; keep the best validation checkpoint at `checkpoint_path`; return the best model."""
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    spec: DataSpec = config.data
+    core = build_core(config.model)
+    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent)
+    validation = validation_sets(config)
+
+    def validation_loss() -> float:
+        return float(np.mean([validation_step(*pair) for pair in validation]))
+
+    best, stale, history = math.inf, 0, []
+    started = time.monotonic()
+    window: list[float] = []
+    step = 0
+    for step in range(1, config.max_steps + 1):
+        horizon = curriculum_horizon(step, config)
+        observed = int(rng.integers(spec.min_observed, spec.max_observed + 1))
+        batch = training_batch(rng, config.batch_size, observed, horizon, config.model.features, spec)
+        optimizer.learning_rate.assign(learning_rate(step, config))
+        window.append(float(train_step(*batch)))
+        elapsed = time.monotonic() - started
+        out_of_time = elapsed > config.max_minutes * 60
+        if step % config.eval_every and step != config.max_steps and not out_of_time:
+            continue
+        val_loss = validation_loss()
+        record = {
+            "step": step,
+            "horizon": horizon,
+            "loss": float(np.mean(window)),
+            "val_loss": val_loss,
+            "lr": learning_rate(step, config),
+            "seconds": round(elapsed, 1),
+        }
+        history.append(record)
+        window = []
+        improved = val_loss < best and horizon == config.model.horizon
+        if improved:
+            best, stale = val_loss, 0
+            build_model(config.model, core).save(checkpoint_path)
+        elif horizon == config.model.horizon:
+            stale += 1
+        log(
+            f"step {step:6d}  horizon {horizon:3d}  loss {record['loss']:.5f}  val_loss {val_loss:.5f}"
+            f"  lr {record['lr']:.2e}  {elapsed:7.1f}s{'  *best' if improved else ''}"
+        )
+        if out_of_time or stale >= config.patience:
+            log("stopping: " + ("time budget reached" if out_of_time else "validation loss stalled"))
+            break
+    if not checkpoint_path.exists():  # the curriculum never reached the full horizon: keep the last weights
+        build_model(config.model, core).save(checkpoint_path)
+        best = validation_loss()
+    model = keras.saving.load_model(checkpoint_path, safe_mode=True)
+    return TrainResult(model, best, step, time.monotonic() - started, history)
