@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from training.predict import Predictor
+
+
+class Overloaded(Exception):
+    """The queue is full: the caller should retry later."""
+
+
+class DeadlineExceeded(Exception):
+    """The waves were not completed within the request's deadline."""
 
 
 @dataclass
@@ -23,14 +32,25 @@ class MicroBatcher:
 
     Waves are grouped by the length the model reads (at most `context` steps, the model crops the rest), so a
     wave's answer does not depend on what it was batched with. Inference runs on one worker thread, off the
-    event loop.
+    event loop. At most `max_queue` waves wait; beyond that `complete` raises Overloaded at once.
     """
 
-    def __init__(self, predict: Predictor, context: int, max_batch: int, max_wait: float):
+    def __init__(
+        self,
+        predict: Predictor,
+        context: int,
+        max_batch: int,
+        max_wait: float,
+        max_queue: int = 4096,
+        observe_batch: Callable[[int], None] | None = None,
+    ):
         self._predict = predict
+        self._observe_batch = observe_batch or (lambda size: None)
         self._context = context
         self._max_batch = max_batch
         self._max_wait = max_wait
+        self._max_queue = max_queue
+        self._busy = False
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
@@ -49,13 +69,24 @@ class MicroBatcher:
                 await self._task
         self._executor.shutdown(wait=True)
 
-    async def complete(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        """The model's full-horizon completion of each wave, in order."""
+    async def drain_and_stop(self, poll: float = 0.01) -> None:
+        """Finish every queued and running wave, then stop (used when another model takes over)."""
+        while not self._queue.empty() or self._busy:
+            await asyncio.sleep(poll)
+        await self.stop()
+
+    async def complete(self, waves: list[np.ndarray], timeout: float | None = None) -> list[np.ndarray]:
+        """The model's full-horizon completion of each wave, in order, within `timeout` seconds."""
+        if self._queue.qsize() + len(waves) > self._max_queue:
+            raise Overloaded(f"{self._queue.qsize()} waves are queued, the limit is {self._max_queue}")
         loop = asyncio.get_running_loop()
         jobs = [_Job(wave[-self._context :], loop.create_future()) for wave in waves]
         for job in jobs:
             self._queue.put_nowait(job)
-        return list(await asyncio.gather(*(job.future for job in jobs)))
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*(job.future for job in jobs)), timeout))
+        except TimeoutError:
+            raise DeadlineExceeded(f"not completed within {timeout:g} s") from None
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,7 +98,11 @@ class MicroBatcher:
                 jobs.append(self._queue.get_nowait())
             jobs = [job for job in jobs if not job.future.done()]  # callers that gave up
             if jobs:
-                await loop.run_in_executor(self._executor, self._run, jobs)
+                self._busy = True
+                try:
+                    await loop.run_in_executor(self._executor, self._run, jobs)
+                finally:
+                    self._busy = False
 
     def _run(self, jobs: list[_Job]) -> None:
         groups: dict[int, list[_Job]] = {}
@@ -75,6 +110,7 @@ class MicroBatcher:
             groups.setdefault(len(job.wave), []).append(job)
         for group in groups.values():
             try:
+                self._observe_batch(len(group))
                 predictions = self._predict(np.stack([job.wave for job in group]))
             except Exception as error:  # surfaced to each waiting request
                 for job in group:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.limits import MAX_HORIZON
+from app.limits import LIMITS
 from app.validation import WaveError
 
 
@@ -39,7 +39,7 @@ def describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"unknown field {'.'.join(map(str, loc))!r}"
     if field == "horizon":
-        return f"horizon must be an integer between 1 and {MAX_HORIZON}"
+        return f"horizon must be an integer between 1 and {LIMITS.max_horizon}"
     if kind in ("too_short", "too_long"):
         limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         bound = "at least" if kind == "too_short" else "at most"

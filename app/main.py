@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -9,10 +10,16 @@ from contextlib import asynccontextmanager
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import errors
-from app.routers import health, model, predict
+from app.limits import LIMITS
+from app.metrics import Metrics
+from app.middleware import BodySizeLimit, RequestContext
+from app.routers import admin, health, metrics, model, page, plot, predict, v2
 from app.settings import Settings, get_settings
+
+logger = logging.getLogger("app")
 
 DESCRIPTION = """
 Completes multi-feature waves. Send the observed part of a wave (T steps x F features, F = 5 for the default
@@ -24,22 +31,27 @@ Rows and columns in error messages are counted from 0.
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Load, verify and warm up the model before serving; stop the batcher on shutdown."""
+    """Load, verify and warm up the model before serving (unless preloaded); stop the batchers on shutdown."""
     from app.model_service import load_served_model
 
-    settings: Settings = app.state.settings
-    served = load_served_model(settings)
+    served = app.state.preloaded or load_served_model(app.state.settings, app.state.metrics)
+    app.state.preloaded = None
     served.batcher.start()
     app.state.served_model = served
+    app.state.metrics.model.info({"name": served.ref.name, "version": served.ref.version})
     try:
         yield
     finally:
-        app.state.served_model = None
-        await served.batcher.stop()
+        current, app.state.served_model = app.state.served_model, None
+        await asyncio.gather(*app.state.retiring)
+        await current.batcher.stop()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new application configured by `settings` (default: from the environment)."""
+def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
+    """A new application configured by `settings` (default: from the environment).
+
+    `preloaded` is an already loaded ServedModel (the console script loads it first to fail fast and clearly).
+    """
     app = FastAPI(
         title="Wave completion service",
         version="0.1.0",
@@ -47,11 +59,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    app.state.metrics = Metrics()
+    app.state.preloaded = preloaded
     app.state.served_model = None
+    app.state.reload_lock = asyncio.Lock()
+    app.state.retiring = set()
     errors.install(app)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=LIMITS.max_body_bytes)
     app.include_router(predict.router)
+    app.include_router(plot.router)
     app.include_router(model.router)
     app.include_router(health.router)
+    app.include_router(v2.router)
+    app.include_router(page.router)
+    app.include_router(metrics.router)
+    app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     return app
 
 
@@ -59,14 +83,30 @@ app = create_app()
 
 
 def run() -> None:
-    """Console script `wave-serve` (and `python -m app`): uvicorn with the configured host, port and log level."""
+    """Console script `wave-serve` (and `python -m app`): load the model, then serve it with uvicorn.
+
+    A missing store or version, a corrupt file or a checksum mismatch ends the process with one log line and
+    exit code 2. SIGTERM stops accepting, lets in-flight requests finish, and exits 0.
+    """
     import signal
     import sys
 
     import uvicorn
 
+    from app.logging_setup import configure_logging
+    from app.model_service import load_served_model
+    from model_store import StoreError
+
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format == "json")
+    application = create_app(settings)
+    try:
+        application.state.preloaded = load_served_model(settings, application.state.metrics)
+    except StoreError as error:
+        logger.error("cannot start: %s", error)
+        sys.exit(2)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit 0 instead of dying by the signal
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), log_config=None
+    )

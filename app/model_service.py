@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.batching import MicroBatcher
+from app.limits import LIMITS
+from app.metrics import Metrics
 from app.schemas import InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
-from model_store import load_model
+from model_store import CorruptModelError, load_model
+from training.data import unit_waves
 from training.predict import Predictor, make_predictor
 
 logger = logging.getLogger("app")
@@ -31,17 +34,24 @@ class ServedModel:
     summary: ModelSummary
 
 
-def load_served_model(settings: Settings) -> ServedModel:
-    """Load and verify the configured version, warm up its compiled path, and describe it."""
-    loaded = load_model(settings.store, settings.model_name, settings.model_version)
+def load_served_model(settings: Settings, metrics: Metrics, version: str | None = None) -> ServedModel:
+    """Load and verify a version (default: the configured one), warm up and smoke-test it, and describe it."""
+    loaded = load_model(settings.store, settings.model_name, version or settings.model_version)
     architecture = loaded.manifest["architecture"]
     predict = make_predictor(loaded.model)
     features, horizon = architecture["features"], architecture["horizon"]
-    min_steps, context = architecture["min_input_length"], architecture["max_context"]
-    for batch, steps in ((1, min_steps), (3, context)):
-        predict(np.zeros((batch, steps, features), np.float32))
+    min_steps, context = max(architecture["min_input_length"], LIMITS.min_steps), architecture["max_context"]
+    smoke_test(predict, features, horizon, min_steps, context)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
     logger.info("loaded model %s version %s from %s", ref.name, ref.version, loaded.path)
+    batcher = MicroBatcher(
+        predict,
+        context,
+        settings.max_batch_size,
+        settings.max_wait_ms / 1000,
+        max_queue=settings.max_queue,
+        observe_batch=metrics.batch_size.observe,
+    )
     return ServedModel(
         ref=ref,
         features=features,
@@ -49,15 +59,22 @@ def load_served_model(settings: Settings) -> ServedModel:
         min_steps=min_steps,
         context=context,
         predict=predict,
-        batcher=MicroBatcher(predict, context, settings.max_batch_size, settings.max_wait_ms / 1000),
+        batcher=batcher,
         summary=describe(loaded.model, loaded.manifest, ref, min_steps, context),
     )
 
 
+def smoke_test(predict: Predictor, features: int, horizon: int, min_steps: int, context: int) -> None:
+    """Trace the compiled path once and check real and flat waves give finite answers of the right shape."""
+    waves = unit_waves(np.random.default_rng(0), 3, context, features, split="test")
+    for batch in (waves[:1, -min_steps:], waves, np.zeros((2, min_steps, features), np.float32)):
+        out = predict(batch)
+        if out.shape != (len(batch), horizon, features) or not np.isfinite(out).all():
+            raise CorruptModelError(f"smoke prediction failed: shape {out.shape}, finite {np.isfinite(out).all()}")
+
+
 def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int) -> ModelSummary:
     """The /model/summary answer, built once."""
-    from app.limits import MAX_STEPS
-
     architecture = manifest["architecture"]
     text = io.StringIO()
     model.summary(
@@ -71,7 +88,7 @@ def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int)
         version=ref.version,
         features=architecture["features"],
         horizon=architecture["horizon"],
-        input_length=InputLength(min=min_steps, max=MAX_STEPS, context=context),
+        input_length=InputLength(min=min_steps, max=LIMITS.max_steps, context=context),
         total_params=int(model.count_params()),
         trainable_params=trainable,
         layers=list(layer_rows(model)),

@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.limits import MAX_FEATURES, MAX_HORIZON, MAX_STEPS, MAX_WAVES, MIN_STEPS
+from app.limits import LIMITS
 from training.data import unit_waves
 
 
@@ -19,22 +19,24 @@ def example_wave(steps: int, seed: int) -> list[list[float]]:
 
 Row = Annotated[
     list[float],
-    Field(min_length=1, max_length=MAX_FEATURES, description="one time step: one value per feature"),
+    Field(min_length=1, max_length=LIMITS.max_features, description="one time step: one value per feature"),
 ]
 Wave = Annotated[
     list[Row],
     Field(
-        min_length=MIN_STEPS,
-        max_length=MAX_STEPS,
+        min_length=LIMITS.min_steps,
+        max_length=LIMITS.max_steps,
         description=(
-            f"observed steps, oldest first: {MIN_STEPS} to {MAX_STEPS} rows of F finite numbers each (F = the model's "
+            f"observed steps, oldest first: {LIMITS.min_steps} to {LIMITS.max_steps} rows of F finite numbers each (F = the model's "
             "features, 5 for the default model); only the most recent steps up to the model's context are read"
         ),
     ),
 ]
 Horizon = Annotated[
     int,
-    Field(ge=1, le=MAX_HORIZON, description=f"steps to predict, 1 to {MAX_HORIZON} (the model's horizon)"),
+    Field(
+        ge=1, le=LIMITS.max_horizon, description=f"steps to predict, 1 to {LIMITS.max_horizon} (the model's horizon)"
+    ),
 ]
 
 
@@ -45,11 +47,11 @@ class ModelRef(BaseModel):
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"wave": example_wave(MIN_STEPS, 1), "horizon": 150}]}
+        extra="forbid", json_schema_extra={"examples": [{"wave": example_wave(LIMITS.min_steps, 1), "horizon": 150}]}
     )
 
     wave: Wave
-    horizon: Horizon = MAX_HORIZON
+    horizon: Horizon = LIMITS.max_horizon
 
 
 class PredictResponse(BaseModel):
@@ -62,14 +64,20 @@ class BatchPredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"waves": [example_wave(MIN_STEPS, 2), example_wave(MIN_STEPS + 20, 3)], "horizon": 50}]
+            "examples": [
+                {"waves": [example_wave(LIMITS.min_steps, 2), example_wave(LIMITS.min_steps + 20, 3)], "horizon": 50}
+            ]
         },
     )
 
     waves: list[Wave] = Field(
-        min_length=1, max_length=MAX_WAVES, description=f"1 to {MAX_WAVES} waves; lengths may differ"
+        min_length=1,
+        max_length=LIMITS.max_waves,
+        description=(
+            f"1 to {LIMITS.max_waves} waves, at most {LIMITS.max_total_steps} observed steps in all; lengths may differ"
+        ),
     )
-    horizon: Horizon = MAX_HORIZON
+    horizon: Horizon = LIMITS.max_horizon
 
 
 class BatchPredictResponse(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import model_store
@@ -23,9 +24,14 @@ class Settings(BaseSettings):
     model_version: str = Field("latest", description="version number, or 'latest'")
     host: str = Field("127.0.0.1", description="address uvicorn binds")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")
-    log_level: str = Field("info", description="uvicorn and service log level")
+    log_level: str = Field("info", description="log level: debug, info, warning, error")
+    log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects or plain text")
     max_batch_size: int = Field(64, ge=1, description="most waves run through the model in one call")
     max_wait_ms: float = Field(2.0, ge=0, description="longest a wave waits for others to join its batch")
+    max_queue: int = Field(2048, ge=1, description="most waves waiting; beyond it requests get 503 + Retry-After")
+    request_timeout_s: float = Field(30.0, gt=0, description="deadline of one request's inference; then 504")
+    api_key: SecretStr | None = Field(None, description="if set, inference needs header X-API-Key with this value")
+    admin_token: SecretStr | None = Field(None, description="bearer token of /admin endpoints; unset: they are off")
 
 
 @lru_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.limits import MAX_ABS_VALUE
+from app.limits import LIMITS
 
 
 class WaveError(ValueError):
@@ -23,8 +23,8 @@ def wave_array(wave: list[list[float]], features: int, min_steps: int, label: st
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} is not finite")
-    too_large = np.abs(array) > MAX_ABS_VALUE
+    too_large = np.abs(array) > LIMITS.max_abs_value
     if too_large.any():
         row, column = np.argwhere(too_large)[0]
-        raise WaveError(f"{label}: value at row {row}, column {column} exceeds {MAX_ABS_VALUE:g} in magnitude")
+        raise WaveError(f"{label}: value at row {row}, column {column} exceeds {LIMITS.max_abs_value:g} in magnitude")
     return array.astype(np.float32)

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,32 @@ async def client(served_app):
     transport = httpx.ASGITransport(app=served_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def two_version_store(tmp_path_factory, default_store) -> Path:
+    """A copy of the default model published twice (versions 1 and 2) under the name `wave`."""
+    import shutil
+
+    from model_store import resolve_version
+
+    store = tmp_path_factory.mktemp("two_versions")
+    source = default_store / DEFAULT_MODEL / str(resolve_version(default_store, DEFAULT_MODEL))
+    for version in ("1", "2"):
+        shutil.copytree(source, store / DEFAULT_MODEL / version)
+    return store
+
+
+@asynccontextmanager
+async def started_app(**settings):
+    """An app with these settings, started through its lifespan, and an ASGI httpx client to it."""
+    import httpx
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(Settings(**{"store": DEFAULT_STORE, "model_name": DEFAULT_MODEL, **settings}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield app, http

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,22 +24,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_log(process: subprocess.Popen) -> str:
+    """Everything the server printed so far."""
+    return process.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def running_server(
-    env: dict[str, str] | None = None, command: list[str] | None = None, timeout: float = 120.0
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A uvicorn process serving `app.main:app`; yields (base URL, process) once /health/ready says 200."""
+    """A uvicorn process serving `app.main:app`, run in `cwd` (default: the repo root).
+
+    Yields (base URL, process) once /health/ready says 200, and always stops the process.
+    """
     port = free_port()
     environment = {**os.environ, "WAVE_HOST": "127.0.0.1", "WAVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2"}
     environment.update(env or {})
     command = command or [sys.executable, "-m", "app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # output goes to a file: a pipe nobody reads could fill up and block the server
+    with tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(command, cwd=cwd or ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = Path(log.name)  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                output = server_log(process)
                 raise RuntimeError(f"server exited with {process.returncode}:\n{output[-3000:]}")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
@@ -49,6 +64,7 @@ def running_server(
         yield url, process
     finally:
         stop(process)
+        process.log_path.unlink(missing_ok=True)
 
 
 def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
@@ -60,6 +76,4 @@ def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if process.stdout:
-        process.stdout.close()
     return process.returncode

@@ -1,15 +1,22 @@
 import json
 import zipfile
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 
-from training.config import ModelConfig
+from training.config import TRAINED_MODEL, ModelConfig
 from training.model import build_model
 from training.predict import make_predictor, predict_many
 
-SMALL = ModelConfig(units=8, encoder_depth=2, decoder_depth=2)
+SMALL = replace(TRAINED_MODEL, units=8, encoder_depth=2, decoder_depth=2)
+LAYOUTS = {
+    "trained": SMALL,
+    "reference": ModelConfig(units=8, encoder_depth=2, decoder_depth=3),
+    "joint-all-layers": replace(SMALL, channel_independent=False),
+    "features-first-layer": replace(SMALL, decoder_state="first_layer"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,20 +25,32 @@ def model():
     return build_model(SMALL)
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize(("batch", "steps"), [(1, 60), (2, 150), (7, 299), (3, 1000)])
-def test_output_shape_for_batch_sizes_and_lengths(model, batch, steps):
+def test_output_shape_for_layouts_batch_sizes_and_lengths(layout, batch, steps):
+    model = build_model(LAYOUTS[layout])
     out = np.asarray(model(np.random.default_rng(0).normal(size=(batch, steps, 5)).astype("float32")))
     assert out.shape == (batch, 150, 5)
     assert np.isfinite(out).all()
 
 
-def test_reference_architecture_is_the_default():
+def test_reference_architecture_is_the_builder_default():
     config = ModelConfig()
     assert (config.units, config.encoder_depth, config.decoder_depth, config.horizon) == (40, 4, 4, 150)
-    reference = build_model(ModelConfig(channel_independent=False))
-    lstm_layers = [w for w in reference.get_layer("seq2seq").layers if isinstance(w, keras.layers.LSTM)]
+    assert not config.channel_independent and config.decoder_state == "first_layer"
+    reference = build_model(config)
+    core = reference.get_layer("seq2seq")
+    lstm_layers = [w for w in core.layers if isinstance(w, keras.layers.LSTM)]
     assert len(lstm_layers) == 4 and all(layer.units == 40 for layer in lstm_layers)
+    cell = core.get_layer("decoder").cell
+    assert len(cell.cells) == 4 and cell.head.units == 5
+    assert "zero_states" in [layer.name for layer in core.layers]
     assert reference(np.zeros((2, 100, 5), "float32")).shape == (2, 150, 5)
+
+
+def test_horizon_is_configurable():
+    model = build_model(replace(SMALL, horizon=20))
+    assert model(np.zeros((2, 70, 5), "float32")).shape == (2, 20, 5)
 
 
 def test_save_load_safe_mode_gives_same_predictions(model, tmp_path):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.config import ModelConfig, TrainConfig
+from training.config import TRAINED_MODEL, ModelConfig, TrainConfig
 
 QUICK = TrainConfig(
     batch_size=32,
@@ -26,7 +26,7 @@ QUICK = TrainConfig(
     eval_every=40,
     validation_waves=64,
     patience=100,
-    model=ModelConfig(units=16, encoder_depth=1, decoder_depth=1),
+    model=replace(TRAINED_MODEL, units=16, encoder_depth=1, decoder_depth=1),
 )
 
 
@@ -47,9 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument(
-        "--joint-features",
+        "--reference-layout",
         action="store_true",
-        help="run all features through one LSTM stack (the reference) instead of one sequence per feature",
+        help="the reference exactly: all features through one LSTM stack, decoder layers 2.. start at zero",
     )
     train.add_argument("--eval-waves", type=int, default=470, help="test waves per evaluation variant")
 
@@ -58,6 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     evaluate.add_argument("--name", default="wave")
     evaluate.add_argument("--version", default="latest")
     evaluate.add_argument("--waves", type=int, default=470, help="test waves per variant (at least 470)")
+
+    export = commands.add_parser(
+        "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
+    )
+    export.add_argument("--store", type=Path, required=True, help="model store folder")
+    export.add_argument("--name", default="wave", help="model name inside the store (default: wave)")
+    export.add_argument("--version", default="latest", help="version number, or 'latest' (default)")
+    export.add_argument("--out", type=Path, required=True, help="base path: writes OUT/<name>/<version>/saved_model.pb")
     return parser.parse_args(argv)
 
 
@@ -75,8 +83,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     model_overrides = {"units": args.units, "encoder_depth": args.depth, "decoder_depth": args.depth}
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
-    if args.joint_features:
-        model = replace(model, channel_independent=False)
+    if args.reference_layout:
+        model = replace(model, channel_independent=False, decoder_state="first_layer")
     return replace(config, model=model)
 
 
@@ -146,9 +154,12 @@ def architecture_description(config: ModelConfig) -> str:
     layout = "each feature as its own sequence (features folded into the batch, shared weights)"
     if not config.channel_independent:
         layout = "all features through one stack (the reference layout)"
+    state = "decoder layer i starts from encoder layer i's final state"
+    if config.decoder_state == "first_layer":
+        state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
     return (
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
-        f" + Dense, autoregressive for {config.horizon} steps; {layout}; per-wave, per-feature normalization"
+        f" + Dense, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
         f" inside the model; only the last {config.max_context} observed steps are read"
     )
 
@@ -173,6 +184,12 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
 
+def run_export(args: argparse.Namespace) -> dict:
+    from training.export import export_version
+
+    return export_version(args.store, args.name, args.version, args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
@@ -181,4 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_train(args), indent=2))
     elif args.command == "evaluate":
         print(json.dumps(run_evaluate(args), indent=2))
+    elif args.command == "export":
+        from model_store import StoreError
+        from training.export import ExportError
+
+        try:
+            print(json.dumps(run_export(args), indent=2))
+        except (ExportError, StoreError) as error:
+            print(f"export failed: {error}", file=sys.stderr)
+            return 1
     return 0

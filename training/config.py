@@ -9,7 +9,7 @@ SPLIT_CATEGORIES = {"train": 0, "validation": 2, "test": 4}
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of the encoder/decoder (the reference design by default)."""
+    """Architecture of the encoder/decoder; the defaults are the reference design."""
 
     features: int = 5
     units: int = 40
@@ -18,7 +18,8 @@ class ModelConfig:
     horizon: int = 150
     min_input_length: int = 60
     max_context: int = 300
-    channel_independent: bool = True
+    channel_independent: bool = False  # True: each feature is its own sequence (features folded into the batch)
+    decoder_state: str = "first_layer"  # "first_layer" (reference: layers 2.. start at zero) or "all_layers"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,23 +42,26 @@ class DataSpec:
         return asdict(self)
 
 
+TRAINED_MODEL = ModelConfig(channel_independent=True, decoder_state="all_layers")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule: free-running decoder with a horizon curriculum."""
 
     batch_size: int = 128
-    max_steps: int = 20000
-    max_minutes: float = 90.0
+    max_steps: int = 5500
+    max_minutes: float = 80.0
     learning_rate: float = 2e-3
     final_learning_rate: float = 2e-5
     clipnorm: float = 1.0
     curriculum_start: int = 10
-    curriculum_steps: int = 3000
+    curriculum_steps: int = 800
     eval_every: int = 200
     validation_waves: int = 256
-    patience: int = 12
+    patience: int = 15
     seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = TRAINED_MODEL
     data: DataSpec = field(default_factory=DataSpec)
 
     def to_dict(self) -> dict:

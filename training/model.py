@@ -26,23 +26,29 @@ def channel_width(config: ModelConfig) -> int:
 def build_core(config: ModelConfig) -> keras.Model:
     """Encoder/decoder on normalized sequences: inputs (observed, clock), output (batch, len(clock), width).
 
-    Decoder layer 1 starts from the encoder's final (h, c), layers 2.. from zeros; the first decoder input
-    is the last observed point and every later input is the previous prediction.
+    Decoder layer 1 starts from the encoder's final (h, c) and layers 2.. from zeros (the reference), or each
+    decoder layer from its encoder layer ("all_layers"); the first decoder input is the last observed point
+    and every later input is the previous prediction.
     """
     width = channel_width(config)
     observed = keras.Input((None, width), name="observed")
     clock = keras.Input((None, 1), name="clock")
-    x = observed
+    x, encoder_states = observed, []
     for i in range(config.encoder_depth):
         final = i == config.encoder_depth - 1
-        x = keras.layers.LSTM(
-            config.units, return_sequences=not final, return_state=final, name=f"encoder_lstm_{i + 1}"
+        x, state_h, state_c = keras.layers.LSTM(
+            config.units, return_sequences=not final, return_state=True, name=f"encoder_lstm_{i + 1}"
         )(x)
-    _, state_h, state_c = x
+        encoder_states.append([state_h, state_c])
     seed = LastStep(name="last_observed")(observed)
-    initial_state = [seed, state_h, state_c]
-    if config.decoder_depth > 1:
-        initial_state += ZeroStates(config.units, 2 * (config.decoder_depth - 1), name="zero_states")(seed)
+    if config.decoder_state == "all_layers":  # decoder layer i starts from encoder layer i
+        if config.encoder_depth != config.decoder_depth:
+            raise ValueError("decoder_state='all_layers' needs equal encoder and decoder depth")
+        initial_state = [seed] + [s for pair in encoder_states for s in pair]
+    else:  # the reference: the encoder's final state seeds decoder layer 1, the other layers start at zero
+        initial_state = [seed, *encoder_states[-1]]
+        if config.decoder_depth > 1:
+            initial_state += ZeroStates(config.units, 2 * (config.decoder_depth - 1), name="zero_states")(seed)
     cell = FeedbackDecoderCell(config.units, config.decoder_depth, width, name="feedback_cell")
     prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
     return keras.Model([observed, clock], prediction, name="seq2seq")

@@ -1,41 +1,91 @@
-"""Wave completion endpoints."""
+"""Wave completion endpoints (JSON, and CSV for single waves)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
+from app.batching import DeadlineExceeded, Overloaded
+from app.csv_io import CSV, CsvOrJsonRoute, to_csv, wants_csv
 from app.dependencies import ModelDep
+from app.limits import LIMITS
+from app.model_service import ServedModel
 from app.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
-from app.validation import wave_array
+from app.security import require_api_key
+from app.validation import WaveError, wave_array
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], route_class=CsvOrJsonRoute, dependencies=[Depends(require_api_key)])
 
-ERRORS = {422: {"model": ErrorResponse, "description": "the request is invalid; `detail` says why"}}
+ERRORS = {
+    401: {"model": ErrorResponse, "description": "an API key is configured and the request lacks it"},
+    413: {"model": ErrorResponse, "description": "the request body is too large"},
+    415: {"model": ErrorResponse, "description": "the Content-Type is neither JSON nor CSV"},
+    422: {"model": ErrorResponse, "description": "the request is invalid; `detail` says why"},
+    503: {"model": ErrorResponse, "description": "not ready, or the queue is full: retry after Retry-After seconds"},
+    504: {"model": ErrorResponse, "description": "the request's deadline passed"},
+}
+CSV_EXAMPLE = "f1,f2,f3,f4,f5\n" + "\n".join(
+    ",".join(f"{v:g}" for v in row) for row in PredictRequest.model_json_schema()["examples"][0]["wave"]
+)
+
+
+async def complete(
+    model: ServedModel, waves: list, labels: list[str], horizon: int, request: Request
+) -> list[list[list[float]]]:
+    """Check the waves, run them through the model's batcher; overload and deadline become 503 and 504."""
+    if horizon > model.horizon:
+        raise WaveError(f"horizon must be between 1 and {model.horizon}")
+    total = sum(len(w) for w in waves)
+    if total > LIMITS.max_total_steps:
+        raise WaveError(f"request has {total} observed steps in all, at most {LIMITS.max_total_steps} are allowed")
+    arrays = [wave_array(w, model.features, model.min_steps, label) for w, label in zip(waves, labels, strict=True)]
+    timeout = request.app.state.settings.request_timeout_s
+    try:
+        completions = await model.batcher.complete(arrays, timeout=timeout)
+    except Overloaded as error:
+        raise HTTPException(503, f"server is busy ({error}): retry later", headers={"Retry-After": "1"}) from None
+    except DeadlineExceeded as error:
+        raise HTTPException(504, f"inference deadline exceeded: {error}") from None
+    return [c[:horizon].tolist() for c in completions]
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    summary="Complete one wave",
-    responses={**ERRORS, 503: {"model": ErrorResponse}},
+    summary="Complete one wave (JSON or CSV)",
+    responses={**ERRORS, 200: {"content": {CSV: {"example": "feature_1,feature_2,...\n0.12,..."}}}},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "horizon",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": LIMITS.max_horizon},
+                "description": "steps to predict for a CSV body (JSON bodies carry `horizon` inside)",
+            }
+        ],
+        "requestBody": {"content": {CSV: {"schema": {"type": "string"}, "example": CSV_EXAMPLE}}},
+    },
 )
-async def predict(request: PredictRequest, model: ModelDep) -> PredictResponse:
-    """Send the observed steps of a wave; get the next `horizon` steps."""
-    wave = wave_array(request.wave, model.features, model.min_steps)
-    (completion,) = await model.batcher.complete([wave])
-    return PredictResponse(prediction=completion[: request.horizon].tolist(), horizon=request.horizon, model=model.ref)
+async def predict(body: PredictRequest, model: ModelDep, request: Request):
+    """Send the observed steps of a wave; get the next `horizon` steps.
+
+    CSV works too: send `Content-Type: text/csv` (one row per step, one column per feature, optional header row,
+    `?horizon=` in the query) and/or `Accept: text/csv` to get CSV back.
+    """
+    (prediction,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
+    if wants_csv(request):
+        return Response(to_csv(prediction), media_type=CSV)
+    return PredictResponse(prediction=prediction, horizon=body.horizon, model=model.ref)
 
 
 @router.post(
     "/predict/batch",
     response_model=BatchPredictResponse,
     summary="Complete several waves (lengths may differ)",
-    responses={**ERRORS, 503: {"model": ErrorResponse}},
+    responses=ERRORS,
 )
-async def predict_batch(request: BatchPredictRequest, model: ModelDep) -> BatchPredictResponse:
+async def predict_batch(body: BatchPredictRequest, model: ModelDep, request: Request) -> BatchPredictResponse:
     """Each prediction equals what /predict returns for that wave alone."""
-    waves = [wave_array(w, model.features, model.min_steps, f"wave {i}") for i, w in enumerate(request.waves)]
-    completions = await model.batcher.complete(waves)
-    return BatchPredictResponse(
-        predictions=[c[: request.horizon].tolist() for c in completions], horizon=request.horizon, model=model.ref
-    )
+    labels = [f"wave {i}" for i in range(len(body.waves))]
+    predictions = await complete(model, body.waves, labels, body.horizon, request)
+    return BatchPredictResponse(predictions=predictions, horizon=body.horizon, model=model.ref)

@@ -1,0 +1,54 @@
+"""The page people can try (GET /, assets under /static) and the sample waves it offers (GET /samples)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from app.dependencies import ModelDep
+from app.samples import MAX_SAMPLES, SamplesResponse, sample_waves
+from app.schemas import ErrorResponse
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Everything the page loads or calls comes from this service: no CDN, no external fonts.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'"
+)
+
+router = APIRouter(tags=["page"])
+
+
+@router.get("/", response_class=FileResponse, summary="The page to try the model in a browser", include_in_schema=False)
+async def index() -> FileResponse:
+    """One HTML page; its script and style sheet are served from /static."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html",
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"},
+    )
+
+
+@router.get(
+    "/samples",
+    response_model=SamplesResponse,
+    summary="Sample waves from the held-out test split, with the truth",
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def samples(
+    model: ModelDep,
+    count: Annotated[int, Query(ge=1, le=MAX_SAMPLES, description=f"how many samples, 1 to {MAX_SAMPLES}")] = 5,
+    seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="same seed, same samples")] = 0,
+) -> SamplesResponse:
+    """Observed parts of 100 to 300 steps with random amplitude and offset, and the next `horizon` true steps."""
+    return SamplesResponse(
+        seed=seed,
+        split="test",
+        features=model.features,
+        horizon=model.horizon,
+        samples=sample_waves(seed, count, model.features, model.horizon),
+    )

@@ -1,0 +1,497 @@
+// Wave completion page: pick a sample or a CSV, call the API, draw one SVG panel per feature. No dependencies.
+"use strict";
+
+(() => {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SAMPLE_COUNT = 8;
+  const PANEL = { width: 420, height: 180, left: 46, right: 10, top: 26, bottom: 22 };
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    form: $("input-form"),
+    modelInfo: $("model-info"),
+    modelName: $("model-name"),
+    modelVersion: $("model-version"),
+    latency: $("latency"),
+    sourceSample: $("source-sample"),
+    sourceCsv: $("source-csv"),
+    sampleBox: $("source-sample-box"),
+    csvBox: $("source-csv-box"),
+    sampleSelect: $("sample-select"),
+    newSamples: $("new-samples"),
+    csvInput: $("csv-input"),
+    csvFile: $("csv-file"),
+    csvFileName: $("csv-file-name"),
+    csvHint: $("csv-hint"),
+    horizon: $("horizon"),
+    apiKeyBox: $("api-key-box"),
+    apiKey: $("api-key"),
+    complete: $("complete-button"),
+    download: $("download-png"),
+    status: $("status"),
+    error: $("error"),
+    chart: $("chart"),
+  };
+
+  const state = {
+    summary: null, // GET /model/summary
+    samples: [], // GET /samples -> samples
+    seed: 0,
+    busy: false,
+  };
+
+  /** An error answered by the API: `detail` in words, plus every problem when there are several. */
+  class ApiError extends Error {
+    constructor(message, errors = [], status = 0) {
+      super(message);
+      this.errors = errors;
+      this.status = status;
+    }
+  }
+
+  // ---------------------------------------------------------------- API
+
+  async function api(path, options = {}) {
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (err) {
+      throw new ApiError(`Could not reach the service (${err.message}).`);
+    }
+    if (response.ok) return response;
+    let detail = `The service answered HTTP ${response.status}.`;
+    let errors = [];
+    try {
+      const body = await response.json();
+      if (body && typeof body.detail === "string") detail = body.detail;
+      if (body && Array.isArray(body.errors)) errors = body.errors;
+    } catch (_) {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(detail, errors, response.status);
+  }
+
+  function postJson(path, body) {
+    const headers = { "Content-Type": "application/json" };
+    const key = el.apiKey.value.trim();
+    if (key) headers["X-API-Key"] = key;
+    return api(path, { method: "POST", headers, body: JSON.stringify(body) });
+  }
+
+  async function loadSummary() {
+    try {
+      const summary = await (await api("model/summary")).json();
+      state.summary = summary;
+      showModel(summary.name, summary.version);
+      el.modelInfo.dataset.state = "ready";
+      el.horizon.max = String(summary.horizon);
+      if (Number(el.horizon.value) > summary.horizon) el.horizon.value = String(summary.horizon);
+      el.csvHint.textContent =
+        `One row per step (oldest first), one column per feature (${summary.features}), optional header row; ` +
+        `at least ${summary.input_length.min} rows. The model reads the last ${summary.input_length.context}.`;
+    } catch (err) {
+      if (err.status === 503) {
+        el.modelName.textContent = "loading…";
+        setTimeout(loadSummary, 1000);
+        return;
+      }
+      el.modelInfo.dataset.state = "error";
+      showError(err);
+    }
+  }
+
+  async function loadSamples(seed) {
+    el.sampleSelect.disabled = true;
+    el.newSamples.disabled = true;
+    try {
+      const body = await (await api(`samples?count=${SAMPLE_COUNT}&seed=${seed}`)).json();
+      state.seed = seed;
+      state.samples = body.samples;
+      el.sampleSelect.replaceChildren(
+        ...body.samples.map((sample, i) => {
+          const option = document.createElement("option");
+          option.value = String(i);
+          option.dataset.sampleId = sample.id;
+          option.textContent = `Sample ${i + 1} · ${sample.wave.length} steps observed`;
+          return option;
+        }),
+      );
+      el.sampleSelect.disabled = false;
+      if (sourceName() === "sample") previewSample();
+    } catch (err) {
+      el.sampleSelect.replaceChildren(new Option("No samples available"));
+      if (err.status === 503) {
+        setTimeout(() => loadSamples(seed), 1000);
+      } else {
+        showError(err);
+      }
+    } finally {
+      el.newSamples.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- input
+
+  const sourceName = () => (el.sourceCsv.checked ? "csv" : "sample");
+
+  function setSource(name) {
+    el.sourceSample.checked = name === "sample";
+    el.sourceCsv.checked = name === "csv";
+    el.sampleBox.dataset.active = String(name === "sample");
+    el.csvBox.dataset.active = String(name === "csv");
+  }
+
+  const isNumber = (cell) => cell !== "" && Number.isFinite(Number(cell));
+
+  /** Rows of numbers from CSV text: one row per step, one column per feature, optional header row. */
+  function parseCsv(text) {
+    const lines = text
+      .split(/\r\n|\n|\r/)
+      .map((line, index) => ({ text: line.trim(), number: index + 1 }))
+      .filter((line) => line.text !== "" && !line.text.startsWith("#"));
+    if (lines.length === 0) throw new ApiError("The CSV is empty: paste or upload one row per step.");
+    const first = lines[0].text;
+    const separator = first.includes(",") ? "," : first.includes(";") ? ";" : first.includes("\t") ? "\t" : /\s+/;
+    const split = (line) => line.split(separator).map((cell) => cell.trim().replace(/^"(.*)"$/, "$1"));
+    let names = null;
+    if (!split(first).every(isNumber)) {
+      names = split(first);
+      lines.shift();
+    }
+    if (lines.length === 0) throw new ApiError("The CSV has a header row but no data rows.");
+    const rows = lines.map((line) =>
+      split(line.text).map((cell, column) => {
+        if (!isNumber(cell)) {
+          throw new ApiError(`CSV line ${line.number}, column ${column + 1}: “${cell}” is not a number.`);
+        }
+        return Number(cell);
+      }),
+    );
+    return { rows, names };
+  }
+
+  /** What to send: the chosen sample or the parsed CSV, with the truth when there is one. */
+  function currentInput() {
+    if (sourceName() === "sample") {
+      const sample = state.samples[Number(el.sampleSelect.value)];
+      if (!sample) throw new ApiError("The samples are not loaded yet; try again in a moment.");
+      return { wave: sample.wave, truth: sample.truth, names: null, label: `sample ${sample.id}`, csv: false };
+    }
+    const { rows, names } = parseCsv(el.csvInput.value);
+    return { wave: rows, truth: null, names, label: "your CSV", csv: true };
+  }
+
+  function requestBody(input) {
+    const raw = el.horizon.value.trim();
+    const horizon = Number(raw);
+    // anything but an integer goes as typed, so the API says what is wrong with it
+    return { wave: input.wave, horizon: raw !== "" && Number.isInteger(horizon) ? horizon : raw || null };
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  function showModel(name, version) {
+    el.modelName.textContent = name;
+    el.modelVersion.textContent = version;
+  }
+
+  function showError(err, input = null) {
+    const message = err instanceof ApiError ? err.message : `Something went wrong: ${err.message || err}`;
+    const box = el.error;
+    box.replaceChildren();
+    const strong = document.createElement("strong");
+    strong.textContent = message;
+    box.append(strong);
+    const more = (err.errors || []).filter((m) => m !== message);
+    if (more.length) {
+      const list = document.createElement("ul");
+      for (const m of more) {
+        const item = document.createElement("li");
+        item.textContent = m;
+        list.append(item);
+      }
+      box.append(list);
+    }
+    if (input && input.csv && /\brow \d+/.test(message)) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.textContent = "Rows and columns are counted from 0, without the header row.";
+      box.append(note);
+    }
+    if (err.status === 401) el.apiKeyBox.open = true;
+    box.hidden = false;
+    el.status.textContent = "The wave was not completed.";
+  }
+
+  function clearError() {
+    el.error.hidden = true;
+    el.error.replaceChildren();
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  function previewSample() {
+    clearError();
+    try {
+      const input = currentInput();
+      drawChart({ observed: input.wave, truth: input.truth, predicted: null, names: null });
+      el.chart.dataset.state = "preview";
+      el.status.textContent = `${input.label}: ${input.wave.length} steps observed. Press “Complete the wave”.`;
+    } catch (_) {
+      // samples not loaded yet
+    }
+  }
+
+  function setBusy(busy, label) {
+    state.busy = busy;
+    el.complete.disabled = busy;
+    el.download.disabled = busy;
+    el.complete.textContent = busy && label ? label : "Complete the wave";
+  }
+
+  async function complete(event) {
+    event.preventDefault();
+    if (state.busy) return;
+    clearError();
+    let input = null;
+    try {
+      input = currentInput();
+    } catch (err) {
+      failed(err, null);
+      return;
+    }
+    setBusy(true, "Completing…");
+    el.chart.dataset.state = "loading";
+    el.status.textContent = `Completing ${input.label}…`;
+    const started = performance.now();
+    try {
+      const body = await (await postJson("predict", requestBody(input))).json();
+      const ms = performance.now() - started;
+      el.latency.textContent = `${Math.round(ms)} ms`;
+      el.latency.dataset.ms = ms.toFixed(1);
+      showModel(body.model.name, body.model.version);
+      const truth = input.truth ? input.truth.slice(0, body.horizon) : null;
+      drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names });
+      el.chart.dataset.state = "ready";
+      el.status.textContent =
+        `${input.label}: ${input.wave.length} steps observed, ${body.horizon} predicted by ` +
+        `${body.model.name} v${body.model.version} in ${Math.round(ms)} ms.`;
+    } catch (err) {
+      failed(err, input);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function failed(err, input) {
+    el.latency.textContent = "–";
+    el.latency.dataset.ms = "";
+    if (input && input.wave.length && input.wave.every((row) => row.length === input.wave[0].length)) {
+      drawChart({ observed: input.wave, truth: null, predicted: null, names: input.names });
+    } else {
+      drawChart(null);
+    }
+    el.chart.dataset.state = "error";
+    showError(err, input);
+  }
+
+  async function downloadPng() {
+    if (state.busy) return;
+    clearError();
+    let input = null;
+    try {
+      input = currentInput();
+      setBusy(true);
+      const blob = await (await postJson("predict/plot", requestBody(input))).blob();
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = "wave-completion.png";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch (err) {
+      showError(err, input);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  // ---------------------------------------------------------------- chart
+
+  function svg(name, attributes = {}, parent = null) {
+    const node = document.createElementNS(SVG_NS, name);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+    if (parent) parent.append(node);
+    return node;
+  }
+
+  function niceTicks(low, high, count) {
+    const span = high - low;
+    let step = 10 ** Math.floor(Math.log10(span / count));
+    const ratio = span / count / step;
+    if (ratio >= 7.5) step *= 10;
+    else if (ratio >= 3.5) step *= 5;
+    else if (ratio >= 1.5) step *= 2;
+    const ticks = [];
+    for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) ticks.push(t);
+    return { ticks, step };
+  }
+
+  function formatTick(value, step) {
+    if (Math.abs(value) < step * 1e-6) value = 0;
+    const abs = Math.abs(value);
+    if (abs !== 0 && (abs >= 1e5 || abs < 1e-3)) return value.toExponential(1);
+    const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step))));
+    return value.toFixed(decimals);
+  }
+
+  function extent(arrays) {
+    let low = Infinity;
+    let high = -Infinity;
+    for (const values of arrays) {
+      for (const v of values) {
+        if (v < low) low = v;
+        if (v > high) high = v;
+      }
+    }
+    if (!Number.isFinite(low)) return [0, 1];
+    if (low === high) {
+      const pad = Math.abs(low) * 0.1 || 1;
+      return [low - pad, high + pad];
+    }
+    const pad = (high - low) * 0.08;
+    return [low - pad, high + pad];
+  }
+
+  function pathData(xs, ys, x, y) {
+    let d = "";
+    for (let i = 0; i < xs.length; i++) d += `${i ? "L" : "M"}${x(xs[i]).toFixed(1)},${y(ys[i]).toFixed(1)}`;
+    return d;
+  }
+
+  /** Small multiples: per feature the observed steps the model reads, the prediction and the truth. */
+  function drawChart(data) {
+    const chart = el.chart;
+    chart.replaceChildren();
+    const observed = data ? data.observed : [];
+    const predicted = data && data.predicted ? data.predicted : null;
+    const truth = data && data.truth ? data.truth : null;
+    const features = observed.length ? observed[0].length : 0;
+    Object.assign(chart.dataset, {
+      features: String(features),
+      observedPoints: String(observed.length),
+      predictedSeries: String(predicted ? features : 0),
+      predictedPoints: String(predicted ? predicted.length : 0),
+      truthSeries: String(truth ? features : 0),
+    });
+    if (!features) return;
+
+    const n = observed.length;
+    const context = state.summary ? state.summary.input_length.context : 300;
+    const start = Math.max(0, n - context);
+    const ahead = Math.max(predicted ? predicted.length : 0, truth ? truth.length : 0);
+    const x0 = start;
+    const x1 = Math.max(n - 1 + ahead, n);
+    const { width, height, left, right, top, bottom } = PANEL;
+    const x = (t) => left + ((t - x0) / (x1 - x0)) * (width - left - right);
+    const xTicks = niceTicks(x0, x1, 5).ticks.filter((t) => t >= x0 && t <= x1);
+
+    for (let f = 0; f < features; f++) {
+      const tObserved = [];
+      const vObserved = [];
+      for (let t = start; t < n; t++) {
+        tObserved.push(t);
+        vObserved.push(observed[t][f]);
+      }
+      const vPredicted = predicted ? predicted.map((row) => row[f]) : [];
+      const vTruth = truth ? truth.map((row) => row[f]) : [];
+      const [low, high] = extent([vObserved, vPredicted, vTruth]);
+      const y = (v) => top + ((high - v) / (high - low)) * (height - top - bottom);
+
+      const panel = document.createElement("figure");
+      panel.className = "panel";
+      panel.dataset.feature = String(f);
+      panel.dataset.predictedPoints = String(vPredicted.length);
+      const title = data.names && data.names[f] ? data.names[f] : `Feature ${f + 1}`;
+      const root = svg("svg", {
+        viewBox: `0 0 ${width} ${height}`,
+        role: "img",
+        "aria-label": `${title}: ${vObserved.length} observed steps shown, ${vPredicted.length} predicted`,
+      });
+      panel.append(root);
+
+      if (ahead) svg("rect", { class: "future", x: x(n - 0.5), y: top, width: x(x1) - x(n - 0.5), height: height - top - bottom }, root);
+      const { ticks, step } = niceTicks(low, high, 4);
+      for (const t of ticks) {
+        if (t < low || t > high) continue;
+        svg("line", { class: "grid", x1: left, x2: width - right, y1: y(t), y2: y(t) }, root);
+        svg("text", { class: "tick", x: left - 5, y: y(t) + 3.5, "text-anchor": "end" }, root).textContent = formatTick(t, step);
+      }
+      svg("line", { class: "axis", x1: left, x2: width - right, y1: height - bottom, y2: height - bottom }, root);
+      for (const t of xTicks) {
+        svg("text", { class: "tick", x: x(t), y: height - 6, "text-anchor": "middle" }, root).textContent = String(Math.round(t));
+      }
+      if (ahead) svg("line", { class: "now", x1: x(n - 0.5), x2: x(n - 0.5), y1: top, y2: height - bottom }, root);
+
+      const last = [n - 1, observed[n - 1][f]];
+      const after = (values) => values.map((_, i) => n + i);
+      svg("path", { class: "series observed", d: pathData(tObserved, vObserved, x, y), "data-points": vObserved.length }, root);
+      if (truth) {
+        svg("path", { class: "series truth", d: pathData([last[0], ...after(vTruth)], [last[1], ...vTruth], x, y), "data-points": vTruth.length }, root);
+      }
+      if (predicted) {
+        svg("path", {
+          class: "series predicted",
+          d: pathData([last[0], ...after(vPredicted)], [last[1], ...vPredicted], x, y),
+          "data-points": vPredicted.length,
+        }, root);
+      }
+
+      svg("text", { class: "title", x: left, y: 16 }, root).textContent = title;
+      if (predicted && truth) {
+        const m = Math.min(vPredicted.length, vTruth.length);
+        let sum = 0;
+        for (let i = 0; i < m; i++) sum += Math.abs(vPredicted[i] - vTruth[i]);
+        const mae = sum / m;
+        const metric = svg("text", { class: "metric", x: width - right, y: 16, "text-anchor": "end" }, root);
+        metric.textContent = `MAE ${formatTick(mae, mae / 100 || 1)}`;
+        panel.dataset.mae = String(mae);
+      }
+      chart.append(panel);
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  el.form.addEventListener("submit", complete);
+  el.download.addEventListener("click", downloadPng);
+  el.sourceSample.addEventListener("change", () => {
+    setSource("sample");
+    previewSample();
+  });
+  el.sourceCsv.addEventListener("change", () => {
+    setSource("csv");
+    clearError();
+  });
+  el.sampleSelect.addEventListener("change", () => {
+    setSource("sample");
+    previewSample();
+  });
+  el.newSamples.addEventListener("click", () => {
+    setSource("sample");
+    loadSamples(state.seed + 1);
+  });
+  el.csvInput.addEventListener("input", () => setSource("csv"));
+  el.csvInput.addEventListener("focus", () => setSource("csv"));
+  el.csvFile.addEventListener("change", async () => {
+    const file = el.csvFile.files && el.csvFile.files[0];
+    if (!file) return;
+    el.csvInput.value = await file.text();
+    el.csvFileName.textContent = `${file.name} (${(file.size / 1024).toFixed(1)} kB)`;
+    setSource("csv");
+    clearError();
+  });
+
+  loadSummary().then(() => loadSamples(0));
+})();

@@ -1,0 +1,40 @@
+"""Arithmetic cost of one completion and the machine's measured matmul rate."""
+
+from __future__ import annotations
+
+import time
+
+
+def lstm_step_flops(inputs: int, units: int) -> int:
+    """Multiply-adds of one LSTM step (4 gates over [x, h]) counted as 2 FLOPs, plus the gate arithmetic."""
+    return 2 * 4 * units * (inputs + units) + 10 * units
+
+
+def flops_per_wave(architecture: dict, observed_steps: int) -> int:
+    """FLOPs to complete one wave of `observed_steps` (capped at the model's context) for the full horizon."""
+    units, horizon, features = architecture["units"], architecture["horizon"], architecture["features"]
+    width = 1 if architecture["channel_independent"] else features
+    steps = min(observed_steps, architecture["max_context"])
+    encoder = sum(
+        steps * lstm_step_flops(width if i == 0 else units, units) for i in range(architecture["encoder_depth"])
+    )
+    decoder_step = (
+        sum(lstm_step_flops(width if i == 0 else units, units) for i in range(architecture["decoder_depth"]))
+        + 2 * units * width
+    )
+    sequences = features // width
+    return sequences * (encoder + horizon * decoder_step)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """Measured float32 matmul rate of this machine through TensorFlow, in GFLOP/s."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    tf.linalg.matmul(a, b).numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        c = tf.linalg.matmul(a, b)
+    c.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9

@@ -1,0 +1,201 @@
+"""Load benchmark: the service against the plain `model.predict` baseline, on the same model, in one run.
+
+Starts each server as a real uvicorn process on 127.0.0.1, drives it with httpx async clients at several
+concurrencies (a fixed number of requests, a bounded time), and prints throughput, latency percentiles, server
+RSS, time to ready, the model's FLOPs per wave, the machine's matmul rate and the ratios to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return (self.requests - self.errors) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start(app: str, env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
+    """Start uvicorn serving `app`; return the process, its URL and the seconds until /health/ready said 200."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    url = f"http://127.0.0.1:{port}"
+    while time.monotonic() - started < 180:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app} exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return process, url, time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise TimeoutError(f"{app} not ready in 180 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, time_limit: float) -> Run:
+    """`requests` POST /predict calls from `concurrency` clients, stopping early at `time_limit` seconds."""
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal errors, issued
+            while issued < requests and time.perf_counter() - started < time_limit:
+                body = bodies[issued % len(bodies)]
+                issued += 1
+                sent = time.perf_counter()
+                try:
+                    response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Run(concurrency, len(latencies) + errors, errors, seconds, latencies)
+
+
+def request_bodies(steps: int, count: int = 64) -> list[bytes]:
+    from training.data import unit_waves
+
+    waves = 3.0 * unit_waves(np.random.default_rng(0), count, steps, split="test") + 1.0
+    return [json.dumps({"wave": np.round(w, 5).tolist()}).encode() for w in waves]
+
+
+def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[int], args) -> dict:
+    process, url, ready_seconds = start(app, env)
+    try:
+        asyncio.run(drive(url, bodies, 4, 16, 30))  # warm the connection path
+        runs = []
+        for level in levels:
+            count = max(args.requests, 4 * level)
+            runs.append(asyncio.run(drive(url, bodies, level, count, args.time_limit)))
+        return {"name": name, "ready_seconds": ready_seconds, "rss_mb": rss_mb(process.pid), "runs": runs}
+    finally:
+        stop(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level (at least 4x it)")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per level")
+    parser.add_argument("--steps", type=int, default=300, help="observed steps per request wave")
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    parser.add_argument("--baseline-requests", type=int, default=60, help="requests per level for the baseline")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    bodies = request_bodies(args.steps)
+    env = {"WAVE_LOG_LEVEL": "warning"}
+
+    service = measure("service", "app.main:app", env, bodies, levels, args)
+    baseline_args = argparse.Namespace(requests=args.baseline_requests, time_limit=args.time_limit)
+    baseline = measure("baseline", "benchmarks.baseline_app:app", env, bodies, levels, baseline_args)
+
+    from app.settings import get_settings
+    from benchmarks.flops import flops_per_wave, matmul_gflops
+    from model_store import load_manifest, resolve_version
+
+    settings = get_settings()
+    version = resolve_version(settings.store, settings.model_name, settings.model_version)
+    architecture = load_manifest(settings.store, settings.model_name, version)["architecture"]
+    flops = flops_per_wave(architecture, args.steps)
+    gflops = matmul_gflops()
+
+    print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")
+    header = f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+    print(header)
+    for result in (service, baseline):
+        for run in result["runs"]:
+            print(
+                f"{result['name']:9} {run.concurrency:4d} {run.requests:5d} {run.errors:4d} {run.throughput:8.1f}"
+                f" {run.percentile(50):8.1f} {run.percentile(95):8.1f} {run.percentile(99):8.1f}"
+            )
+    for result in (service, baseline):
+        print(
+            f"{result['name']}: time to ready {result['ready_seconds']:.1f} s, RSS after load {result['rss_mb']:.0f} MB"
+        )
+    print("ratios (service / baseline):")
+    for s, b in zip(service["runs"], baseline["runs"], strict=True):
+        print(
+            f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
+            f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
+        )
+    best = max(run.throughput for run in service["runs"])
+    print(f"FLOPs per wave {flops / 1e6:.1f} M; matmul {gflops:.1f} GFLOP/s; best service throughput")
+    print(
+        f"  {best:.1f} waves/s = {best * flops / 1e9:.2f} GFLOP/s = {100 * best * flops / 1e9 / gflops:.1f}% of the matmul rate"
+    )
+    return 0 if all(run.errors == 0 for run in service["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The page in a real browser: headless Debian Chromium driven by Playwright, against a real uvicorn server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT, running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    """A real uvicorn server on the default model, shared by this module's tests."""
+    with running_server() as (url, _process):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, server_url):
+    """Open the page in a fresh context; afterwards check nothing was fetched from elsewhere and no script failed."""
+    contexts, requests, problems = [], [], []
+
+    def open_(**context_options):
+        context = browser.new_context(**context_options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.goto(f"{server_url}/")
+        page.wait_for_selector("#sample-select:not([disabled])")
+        page.wait_for_selector("#model-info[data-state='ready']")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    outside = [url for url in requests if not url.startswith((server_url, "blob:", "data:"))]
+    assert not outside, f"the page fetched from elsewhere: {outside}"
+    # a 4xx answer the page shows in words is logged by Chromium as a failed resource: that one is expected
+    unexpected = [p for p in problems if "status of 422" not in p]
+    assert not unexpected, unexpected
+
+
+def test_sample_is_completed_and_drawn(open_page):
+    page = open_page(viewport={"width": 1366, "height": 900})
+    chart = page.locator("#chart")
+    assert chart.get_attribute("data-state") == "preview"  # the first sample is shown with its truth at once
+
+    page.select_option("#sample-select", index=2)
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+
+    assert chart.get_attribute("data-predicted-series") == "5"
+    assert chart.get_attribute("data-predicted-points") == "150"
+    assert chart.get_attribute("data-truth-series") == "5"
+    assert page.locator("#chart .panel").count() == 5
+    assert page.locator("#chart path.series.predicted[data-points='150']").count() == 5
+    assert page.locator("#chart path.series.truth").count() == 5
+    assert page.locator("#model-name").inner_text() == "wave"
+    assert page.locator("#model-version").inner_text() == "1"
+    assert re.fullmatch(r"\d+ ms", page.locator("#latency").inner_text())
+    assert float(page.locator("#latency").get_attribute("data-ms")) > 0
+    assert page.locator("#error").is_hidden()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+
+
+def test_csv_with_a_header_and_a_shorter_horizon(open_page):
+    page = open_page(viewport={"width": 1280, "height": 800})
+    rows = [",".join(f"{((i * (f + 3)) % 17) / 4 + f:.3f}" for f in range(5)) for i in range(90)]
+    page.fill("#csv-input", "a,b,c,d,e\n" + "\n".join(rows))
+    page.fill("#horizon", "40")
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    chart = page.locator("#chart")
+    assert chart.get_attribute("data-predicted-series") == "5"
+    assert chart.get_attribute("data-predicted-points") == "40"
+    assert chart.get_attribute("data-observed-points") == "90"
+    assert chart.get_attribute("data-truth-series") == "0"
+    assert page.locator("#chart .panel .title").first.text_content() == "a"
+
+
+def test_api_error_is_shown_in_words(open_page):
+    page = open_page(viewport={"width": 1280, "height": 800})
+    page.fill("#csv-input", "f1,f2,f3,f4,f5\n" + "\n".join("1,2,3,4,5" for _ in range(12)))
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='error']", state="attached")
+    error = page.locator("#error")
+    assert error.is_visible()
+    assert "wave has 12 steps, at least 60 are needed" in error.inner_text()
+    assert page.locator("#chart").get_attribute("data-predicted-series") == "0"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-error.png"))
+
+
+def test_csv_that_is_not_numbers_is_refused_in_words(open_page):
+    page = open_page(viewport={"width": 1280, "height": 800})
+    page.fill("#csv-input", "1,2,3,4,5\n1,2,x,4,5\n")
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='error']", state="attached")
+    assert "line 2, column 3" in page.locator("#error").inner_text()
+
+
+def test_phone_layout_fits_the_screen(open_page):
+    page = open_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    panel = page.locator("#chart .panel").first.bounding_box()
+    assert panel and panel["width"] >= 300  # one full-width panel per feature
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-phone.png"), full_page=True)
