@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,8 +52,11 @@ def describe(error: dict[str, Any]) -> str:
         return f"{label}: row {indices[0]} has {actual} values, {bound} {limit} are allowed"
     if len(indices) == 2:
         row, column = indices
-        if kind == "finite_number":
+        value = error.get("input")
+        if kind == "finite_number" or (isinstance(value, float) and not math.isfinite(value)):
             return f"{label}: value at row {row}, column {column} is not finite"
+        if kind in ("less_than_equal", "greater_than_equal"):
+            return f"{label}: value at row {row}, column {column} exceeds {LIMITS.max_abs_value:g} in magnitude"
         return f"{label}: value at row {row}, column {column} is not a number"
     if kind == "list_type":
         what = "a list of rows" if not indices else "a list of numbers"

@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import errors
+from app import errors, openapi
 from app.limits import LIMITS
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestContext
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
     app.state.reload_lock = asyncio.Lock()
     app.state.retiring = set()
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=LIMITS.max_body_bytes)
     app.include_router(predict.router)

@@ -17,9 +17,18 @@ def example_wave(steps: int, seed: int) -> list[list[float]]:
     return np.round(2.0 * wave + 10.0, 4).tolist()
 
 
+Value = Annotated[
+    float,
+    Field(ge=-LIMITS.max_abs_value, le=LIMITS.max_abs_value, description="a finite number"),
+]
 Row = Annotated[
-    list[float],
-    Field(min_length=1, max_length=LIMITS.max_features, description="one time step: one value per feature"),
+    list[Value],
+    Field(
+        min_length=1,
+        max_length=LIMITS.max_features,
+        description="one time step: one value per feature",
+        json_schema_extra={"x-wave-row": True},
+    ),
 ]
 Wave = Annotated[
     list[Row],
@@ -30,12 +39,16 @@ Wave = Annotated[
             f"observed steps, oldest first: {LIMITS.min_steps} to {LIMITS.max_steps} rows of F finite numbers each (F = the model's "
             "features, 5 for the default model); only the most recent steps up to the model's context are read"
         ),
+        json_schema_extra={"x-wave-steps": True},
     ),
 ]
 Horizon = Annotated[
     int,
     Field(
-        ge=1, le=LIMITS.max_horizon, description=f"steps to predict, 1 to {LIMITS.max_horizon} (the model's horizon)"
+        ge=1,
+        le=LIMITS.max_horizon,
+        description=f"steps to predict, 1 to {LIMITS.max_horizon} (the model's horizon)",
+        json_schema_extra={"x-wave-horizon": True},
     ),
 ]
 

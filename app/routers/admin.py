@@ -54,6 +54,7 @@ async def reload(body: ReloadRequest, request: Request) -> ReloadResponse:
             raise HTTPException(422, f"version {body.version} was not loaded: {error}; {serving}") from None
         new.batcher.start()
         app.state.served_model = new
+        app.openapi_schema = None  # limits are fitted to the served model
         app.state.metrics.model.info({"name": new.ref.name, "version": new.ref.version})
         if old is not None:
             task = asyncio.get_running_loop().create_task(old.batcher.drain_and_stop())
