@@ -1,26 +1,31 @@
-# Two entry points (see README): `make serve` and `make test`. Both set up .venv first.
+# The README's two entry points: `make serve` and `make test`. Each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-$(STAMP): pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
 	$(VENV)/bin/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-.PHONY: setup serve test lint
-setup: $(STAMP)
-
-serve: $(STAMP)
+.PHONY: serve test lint browser
+serve: $(VENV)/.runtime
 	$(VENV)/bin/wave-serve
 
-lint: $(STAMP)
+lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# the browser test drives Debian's headless Chromium (Playwright's own browser download does not work here)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: lint browser
 	$(VENV)/bin/python -m pytest

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.validation import WaveError
 
@@ -55,6 +56,17 @@ def to_csv(prediction: np.ndarray | list[list[float]]) -> str:
     return out.getvalue()
 
 
+def unparsable_body(body: bytes) -> str:
+    """Why FastAPI could not parse a JSON body."""
+    try:
+        json.loads(body)
+    except RecursionError:
+        return "request body is nested too deeply to parse"
+    except (ValueError, UnicodeDecodeError) as error:
+        return f"request body is not valid JSON: {error}"
+    return "request body could not be parsed"
+
+
 def wants_csv(request: Request) -> bool:
     """True when the client asks for CSV in its Accept header."""
     return CSV in request.headers.get("accept", "")
@@ -72,7 +84,12 @@ class CsvOrJsonRoute(APIRoute):
                 raise HTTPException(415, f"unsupported Content-Type {kind!r}: send {JSON} or {CSV}")
             if kind == CSV:
                 request = await self._as_json(request)
-            return await handler(request)
+            try:
+                return await handler(request)
+            except StarletteHTTPException as error:  # FastAPI raises Starlette's for an unparsable body
+                if error.status_code != 400:
+                    raise
+                raise HTTPException(400, unparsable_body(await request.body())) from None  # say why, not just 400
 
         return route_handler
 

@@ -217,3 +217,27 @@ async def test_wrong_content_type_is_refused_in_words(client):
 async def test_unknown_route_is_a_json_404(client):
     response = await client.get("/nothing")
     assert response.status_code == 404 and response.json()["detail"] == "Not Found"
+
+
+async def test_no_retracing_across_batch_sizes_and_lengths(client, served_app):
+    served = served_app.state.served_model
+    traces = served.predict.trace_count()
+    waves = [wave(steps=n, seed=n) for n in (60, 61, 97, 150, 299, 300, 301, 1000)]
+    await asyncio.gather(*(client.post("/predict", json={"wave": w}) for w in waves))
+    await client.post("/predict/batch", json={"waves": waves * 3})
+    assert served.predict.trace_count() == traces == 1
+
+
+async def test_concurrent_requests_are_batched_together(client, served_app):
+    registry = served_app.state.metrics.registry
+
+    def sample(name: str) -> float:
+        return registry.get_sample_value(f"wave_inference_batch_size_{name}") or 0.0
+
+    before_calls, before_waves = sample("count"), sample("sum")
+    body = {"wave": wave(steps=200, seed=77)}
+    responses = await asyncio.gather(*(client.post("/predict", json=body) for _ in range(32)))
+    assert all(r.status_code == 200 for r in responses)
+    calls = sample("count") - before_calls
+    assert sample("sum") - before_waves == 32
+    assert calls < 32  # several waves shared a model call

@@ -54,3 +54,19 @@ def test_curriculum_grows_to_full_horizon_and_learning_rate_decays():
     assert horizons[0] == 10 and horizons == sorted(horizons) and horizons[-1] == 150
     rates = [learning_rate(s, config) for s in range(0, 1001, 100)]
     assert rates == sorted(rates, reverse=True) and np.isclose(rates[-1], config.final_learning_rate)
+
+
+def test_fine_tuning_starts_from_a_published_version(tiny_store, tmp_path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    parent = load_model(store, "tiny", 1)
+    args = ["train", "--store", str(store), "--name", "tiny", "--quick", "--init-from", "1"]
+    assert main([*args, "--max-steps", "1", "--curriculum-steps", "0", "--eval-waves", "10"]) == 0
+    child = load_model(store, "tiny", 2)
+    assert child.manifest["training"]["initialized_from"]["version"] == 1
+    assert child.manifest["architecture"]["units"] == parent.manifest["architecture"]["units"]
+    # one Adam step (learning rate 5e-3) away from the parent, not a fresh initialization
+    steps = [np.abs(a - b).max() for a, b in zip(parent.model.get_weights(), child.model.get_weights(), strict=True)]
+    assert max(steps) < 0.02

@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reference-layout",
         action="store_true",
         help="the reference exactly: all features through one LSTM stack, decoder layers 2.. start at zero",
+    )
+    train.add_argument(
+        "--init-from",
+        metavar="VERSION",
+        help="fine-tune: start from the weights (and architecture) of this version of --name in --store",
     )
     train.add_argument("--eval-waves", type=int, default=470, help="test waves per evaluation variant")
 
@@ -108,12 +113,29 @@ def run_train(args: argparse.Namespace) -> dict:
     from training.train import train
 
     config = train_config(args)
+    initial = lineage = None
+    if args.init_from is not None:
+        from model_store import load_model
+
+        initial = load_model(args.store, args.name, args.init_from)
+        known = {f.name for f in fields(ModelConfig)}
+        architecture = {k: v for k, v in initial.manifest["architecture"].items() if k in known}
+        config = replace(config, model=ModelConfig(**architecture))
+        previous = initial.manifest["training"]
+        lineage = {
+            "version": initial.version,
+            "sha256": initial.manifest["sha256"],
+            "command": previous["command"],
+            "steps": previous["steps"],
+            "wall_seconds": previous["wall_seconds"],
+            "initialized_from": previous.get("initialized_from"),
+        }
     args.store.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".training-{args.name}-", dir=args.store))
     try:
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
-        result = train(config, work / "best.keras", log=log)
+        result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None)
         log(f"evaluating on {args.eval_waves} test waves per variant")
         evaluation = evaluate(
             make_predictor(result.model), args.eval_waves, config.model.features, config.model.horizon
@@ -135,6 +157,7 @@ def run_train(args: argparse.Namespace) -> dict:
                 "best_validation_loss": result.best_validation_loss,
                 "cpu_count": os.cpu_count(),
                 "history": result.history,
+                "initialized_from": lineage,
             },
             "evaluation": evaluation,
             "libraries": library_versions(),

@@ -91,12 +91,15 @@ def train(
     config: TrainConfig,
     checkpoint_path: Path,
     log: Callable[[str], None] = print,
+    initial: keras.Model | None = None,
 ) -> TrainResult:
-    """Train from scratch; keep the best validation checkpoint at `checkpoint_path`; return the best model."""
+    """Train (from scratch, or from `initial`'s weights); keep the best validation checkpoint; return it."""
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     spec: DataSpec = config.data
     core = build_core(config.model)
+    if initial is not None:
+        core.set_weights(initial.get_layer("seq2seq").get_weights())
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent)
     validation = validation_sets(config)
