@@ -30,15 +30,14 @@ class _Job:
 class MicroBatcher:
     """Queues waves and runs them in batches of up to `max_batch`, waiting at most `max_wait` seconds.
 
-    Waves are grouped by the length the model reads (at most `context` steps, the model crops the rest), so a
-    wave's answer does not depend on what it was batched with. Inference runs on one worker thread, off the
-    event loop. At most `max_queue` waves wait; beyond that `complete` raises Overloaded at once.
+    Waves of any lengths share a model call (the predictor pads and masks them, so a wave's answer does not
+    depend on its company). Inference runs on one worker thread, off the event loop. At most `max_queue`
+    waves wait; beyond that `complete` raises Overloaded at once.
     """
 
     def __init__(
         self,
         predict: Predictor,
-        context: int,
         max_batch: int,
         max_wait: float,
         max_queue: int = 4096,
@@ -46,7 +45,6 @@ class MicroBatcher:
     ):
         self._predict = predict
         self._observe_batch = observe_batch or (lambda size: None)
-        self._context = context
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._max_queue = max_queue
@@ -80,7 +78,7 @@ class MicroBatcher:
         if self._queue.qsize() + len(waves) > self._max_queue:
             raise Overloaded(f"{self._queue.qsize()} waves are queued, the limit is {self._max_queue}")
         loop = asyncio.get_running_loop()
-        jobs = [_Job(wave[-self._context :], loop.create_future()) for wave in waves]
+        jobs = [_Job(wave, loop.create_future()) for wave in waves]
         for job in jobs:
             self._queue.put_nowait(job)
         try:
@@ -105,19 +103,15 @@ class MicroBatcher:
                     self._busy = False
 
     def _run(self, jobs: list[_Job]) -> None:
-        groups: dict[int, list[_Job]] = {}
-        for job in jobs:
-            groups.setdefault(len(job.wave), []).append(job)
-        for group in groups.values():
-            try:
-                self._observe_batch(len(group))
-                predictions = self._predict(np.stack([job.wave for job in group]))
-            except Exception as error:  # surfaced to each waiting request
-                for job in group:
-                    job.future.get_loop().call_soon_threadsafe(_settle, job.future, None, error)
-                continue
-            for job, prediction in zip(group, predictions, strict=True):
-                job.future.get_loop().call_soon_threadsafe(_settle, job.future, prediction, None)
+        self._observe_batch(len(jobs))
+        try:
+            predictions = self._predict([job.wave for job in jobs])
+        except Exception as error:  # surfaced to each waiting request
+            for job in jobs:
+                job.future.get_loop().call_soon_threadsafe(_settle, job.future, None, error)
+            return
+        for job, prediction in zip(jobs, predictions, strict=True):
+            job.future.get_loop().call_soon_threadsafe(_settle, job.future, prediction, None)
 
 
 def _settle(future: asyncio.Future, result: np.ndarray | None, error: Exception | None) -> None:

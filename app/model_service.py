@@ -15,7 +15,7 @@ from app.schemas import InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
 from model_store import CorruptModelError, load_model
 from training.data import unit_waves
-from training.predict import Predictor, make_predictor
+from training.predict import Predictor
 
 logger = logging.getLogger("app")
 
@@ -38,15 +38,15 @@ def load_served_model(settings: Settings, metrics: Metrics, version: str | None 
     """Load and verify a version (default: the configured one), warm up and smoke-test it, and describe it."""
     loaded = load_model(settings.store, settings.model_name, version or settings.model_version)
     architecture = loaded.manifest["architecture"]
-    predict = make_predictor(loaded.model)
-    features, horizon = architecture["features"], architecture["horizon"]
-    min_steps, context = max(architecture["min_input_length"], LIMITS.min_steps), architecture["max_context"]
-    smoke_test(predict, features, horizon, min_steps, context)
+    predict = Predictor(loaded.model)
+    predict.warm_up()
+    features, horizon, context = predict.features, predict.horizon, predict.context
+    min_steps = max(architecture["min_input_length"], LIMITS.min_steps)
+    smoke_test(predict, min_steps)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
     logger.info("loaded model %s version %s from %s", ref.name, ref.version, loaded.path)
     batcher = MicroBatcher(
         predict,
-        context,
         settings.max_batch_size,
         settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
@@ -64,13 +64,13 @@ def load_served_model(settings: Settings, metrics: Metrics, version: str | None 
     )
 
 
-def smoke_test(predict: Predictor, features: int, horizon: int, min_steps: int, context: int) -> None:
-    """Trace the compiled path once and check real and flat waves give finite answers of the right shape."""
-    waves = unit_waves(np.random.default_rng(0), 3, context, features, split="test")
-    for batch in (waves[:1, -min_steps:], waves, np.zeros((2, min_steps, features), np.float32)):
-        out = predict(batch)
-        if out.shape != (len(batch), horizon, features) or not np.isfinite(out).all():
-            raise CorruptModelError(f"smoke prediction failed: shape {out.shape}, finite {np.isfinite(out).all()}")
+def smoke_test(predict: Predictor, min_steps: int) -> None:
+    """Check that real and flat waves of several lengths give finite answers of the right shape."""
+    waves = unit_waves(np.random.default_rng(0), 3, predict.context, predict.features, split="test")
+    batch = [waves[0, -min_steps:], waves[1], np.zeros((min_steps + 7, predict.features), np.float32)]
+    out = predict(batch)
+    if out.shape != (len(batch), predict.horizon, predict.features) or not np.isfinite(out).all():
+        raise CorruptModelError(f"smoke prediction failed: shape {out.shape}, finite {np.isfinite(out).all()}")
 
 
 def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int) -> ModelSummary:

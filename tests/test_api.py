@@ -9,7 +9,7 @@ import pytest
 from app.schemas import example_wave
 from model_store import load_model
 from training.data import unit_waves
-from training.predict import make_predictor
+from training.predict import Predictor
 
 pytestmark = pytest.mark.anyio
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def reference_predict(default_store):
     """The training package's own prediction for the default model, loaded separately."""
-    return make_predictor(load_model(default_store, "wave").model)
+    return Predictor(load_model(default_store, "wave").model)
 
 
 def wave(steps=120, seed=0, amplitude=3.0, offset=-20.0):

@@ -24,7 +24,7 @@ import pytest
 from app.schemas import example_wave
 from model_store import load_model
 from tests.servers import ROOT, free_port, running_server
-from training.predict import make_predictor
+from training.predict import Predictor
 
 DOCKERFILE = ROOT / "Dockerfile"
 Instruction = tuple[str, str]
@@ -231,5 +231,5 @@ def replay_runtime_stage(image: Image, venv: Path, home: Path) -> None:
         response = httpx.post(f"{url}/predict", json={"wave": wave, "horizon": 150}, timeout=60)
         assert response.status_code == 200, response.text
         assert response.json()["model"] == {"name": "wave", "version": "1"}
-        expected = make_predictor(load_model(ROOT / "model_store", "wave").model)(np.array([wave], np.float32))[0]
+        expected = Predictor(load_model(ROOT / "model_store", "wave").model)(np.array([wave], np.float32))[0]
         np.testing.assert_allclose(response.json()["prediction"], expected, atol=1e-4)

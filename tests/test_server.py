@@ -10,7 +10,7 @@ import pytest
 from app.schemas import example_wave
 from model_store import load_model
 from tests.servers import running_server
-from training.predict import make_predictor
+from training.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_server_completes_waves_like_the_training_package(server, default_store)
     wave = example_wave(150, 11)
     response = httpx.post(f"{url}/predict", json={"wave": wave, "horizon": 150}, timeout=30)
     assert response.status_code == 200
-    expected = make_predictor(load_model(default_store, "wave").model)(np.array([wave], np.float32))[0]
+    expected = Predictor(load_model(default_store, "wave").model)(np.array([wave], np.float32))[0]
     np.testing.assert_allclose(response.json()["prediction"], expected, atol=1e-4)
 
 

@@ -109,7 +109,7 @@ def library_versions() -> dict[str, str]:
 def run_train(args: argparse.Namespace) -> dict:
     from model_store import write_version
     from training.evaluate import evaluate
-    from training.predict import make_predictor
+    from training.predict import Predictor
     from training.train import train
 
     config = train_config(args)
@@ -137,9 +137,7 @@ def run_train(args: argparse.Namespace) -> dict:
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
         result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None)
         log(f"evaluating on {args.eval_waves} test waves per variant")
-        evaluation = evaluate(
-            make_predictor(result.model), args.eval_waves, config.model.features, config.model.horizon
-        )
+        evaluation = evaluate(Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon)
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "architecture": {
@@ -198,12 +196,12 @@ def summary(evaluation: dict) -> dict:
 def run_evaluate(args: argparse.Namespace) -> dict:
     from model_store import load_model
     from training.evaluate import evaluate
-    from training.predict import make_predictor
+    from training.predict import Predictor
 
     loaded = load_model(args.store, args.name, args.version)
     config = loaded.manifest["architecture"]
     started = time.monotonic()
-    report = evaluate(make_predictor(loaded.model), args.waves, config["features"], config["horizon"])
+    report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"])
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
 

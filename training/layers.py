@@ -19,6 +19,9 @@ class CropContext(keras.layers.Layer):
     def call(self, wave):
         return wave[:, -self.max_steps :, :]
 
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[:, -self.max_steps :]
+
     def compute_output_shape(self, input_shape):
         steps = input_shape[1]
         return (input_shape[0], None if steps is None else min(steps, self.max_steps), input_shape[2])
@@ -32,7 +35,8 @@ class WaveNormalizer(keras.layers.Layer):
     """Per-wave, per-feature standardization over the observed window.
 
     Returns (normalized wave, mean, scale). The scale has a floor relative to the mean and an absolute floor,
-    so a constant feature normalizes to zeros instead of NaN.
+    so a constant feature normalizes to zeros instead of NaN. With a mask (batch, time), only the unmasked steps
+    count and masked steps normalize to zero: a left-padded wave gets the statistics of its real steps.
     """
 
     def __init__(self, relative_floor: float = 1e-7, absolute_floor: float = 1e-12, **kwargs):
@@ -40,15 +44,25 @@ class WaveNormalizer(keras.layers.Layer):
         self.relative_floor = relative_floor
         self.absolute_floor = absolute_floor
 
-    def call(self, wave):
+    def call(self, wave, mask=None):
         anchor = wave[:, -1:, :]  # shift first: float32 keeps precision for small waves on large offsets
         shifted = wave - anchor
-        shifted_mean = ops.mean(shifted, axis=1, keepdims=True)
-        centered = shifted - shifted_mean
-        std = ops.sqrt(ops.mean(ops.square(centered), axis=1, keepdims=True))
+        if mask is None:
+            shifted_mean = ops.mean(shifted, axis=1, keepdims=True)
+            centered = shifted - shifted_mean
+            std = ops.sqrt(ops.mean(ops.square(centered), axis=1, keepdims=True))
+        else:
+            weight = ops.cast(mask, wave.dtype)[:, :, None]
+            count = ops.sum(weight, axis=1, keepdims=True)
+            shifted_mean = ops.sum(shifted * weight, axis=1, keepdims=True) / count
+            centered = (shifted - shifted_mean) * weight
+            std = ops.sqrt(ops.sum(ops.square(centered), axis=1, keepdims=True) / count)
         mean = anchor + shifted_mean
         scale = std + self.relative_floor * ops.abs(mean) + self.absolute_floor
         return centered / scale, mean, scale
+
+    def compute_mask(self, inputs, mask=None):
+        return [mask, None, None]
 
     def compute_output_shape(self, input_shape):
         stats = (input_shape[0], 1, input_shape[2])
@@ -70,6 +84,9 @@ class WaveDenormalizer(keras.layers.Layer):
         normalized, mean, scale = inputs
         return normalized * scale + mean
 
+    def compute_mask(self, inputs, mask=None):
+        return None
+
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
 
@@ -82,6 +99,12 @@ class FoldFeatures(keras.layers.Layer):
         shape = ops.shape(wave)
         per_feature = ops.transpose(wave, (0, 2, 1))
         return ops.reshape(per_feature, (shape[0] * shape[2], shape[1], 1))
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        features = ops.shape(inputs)[2]
+        return ops.reshape(ops.repeat(mask[:, None, :], features, axis=1), (-1, ops.shape(mask)[1]))
 
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] * input_shape[2]
@@ -101,6 +124,9 @@ class UnfoldFeatures(keras.layers.Layer):
         per_feature = ops.reshape(sequences, (-1, self.features, shape[1]))
         return ops.transpose(per_feature, (0, 2, 1))
 
+    def compute_mask(self, inputs, mask=None):
+        return None
+
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] // self.features
         return (batch, input_shape[1], self.features)
@@ -114,7 +140,10 @@ class LastStep(keras.layers.Layer):
     """The last observed point, which seeds the decoder."""
 
     def call(self, sequences):
-        return sequences[:, -1, :]
+        return sequences[:, -1, :]  # waves are padded on the left, so the last step is always real
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
@@ -130,6 +159,9 @@ class DecoderClock(keras.layers.Layer):
 
     def call(self, sequences):
         return ops.zeros((ops.shape(sequences)[0], self.horizon, 1), dtype=sequences.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.horizon, 1)
@@ -192,6 +224,9 @@ class ZeroStates(keras.layers.Layer):
     def call(self, reference):
         zeros = ops.zeros((ops.shape(reference)[0], self.units), dtype=reference.dtype)
         return [zeros] * self.count
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return [(input_shape[0], self.units)] * self.count

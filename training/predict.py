@@ -1,41 +1,71 @@
-"""The one compiled inference path: a tf.function traced once for any batch size and input length."""
+"""The one compiled inference path: XLA on fixed shapes, waves left-padded to the context and masked.
+
+Every wave is cropped to the model's context (the model reads no more) and left-padded with a mask, so waves
+of any length run together, and a wave's answer does not depend on what it was batched with (the masked
+steps change neither the normalization nor the LSTM states). Batches are padded to a few bucket sizes, so XLA
+compiles a handful of programs once, at warm-up, and nothing is traced or compiled per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-Predictor = Callable[[np.ndarray], np.ndarray]
+BUCKETS = (1, 8, 64)
+
+# Keras warns that the outer functional model "destroys" the input mask; its layers do receive it.
+warnings.filterwarnings("ignore", message=".*does not support masking and will therefore destroy the mask.*")
 
 
-def make_predictor(model: keras.Model) -> Predictor:
-    """Wrap `model` in a tf.function with a dynamic (batch, time) signature; returns numpy in, numpy out."""
-    features = model.input_shape[-1]
+class Predictor:
+    """Numpy in, numpy out: `predictor(waves)` completes a batch of waves of any lengths (T_i, F)."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, features], tf.float32, name="wave")])
-    def complete(wave):
-        return model(wave, training=False)
+    def __init__(self, model: keras.Model, buckets: Sequence[int] = BUCKETS):
+        self.features = int(model.input_shape[-1])
+        self.horizon = int(model.output_shape[1])
+        self.context = int(model.get_layer("crop_context").max_steps)
+        self.buckets = tuple(sorted(buckets))
+        spec = [
+            tf.TensorSpec([None, self.context, self.features], tf.float32, name="wave"),
+            tf.TensorSpec([None, self.context], tf.bool, name="mask"),
+        ]
 
-    def predict(waves: np.ndarray) -> np.ndarray:
-        return complete(tf.convert_to_tensor(waves, tf.float32)).numpy()
+        @tf.function(input_signature=spec, jit_compile=True)
+        def complete(wave, mask):
+            return model(wave, mask=mask, training=False)
 
-    predict.trace_count = lambda: complete.experimental_get_tracing_count()  # type: ignore[attr-defined]
-    return predict
+        self._complete = complete
 
+    def __call__(self, waves: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Completions (batch, horizon, features) of waves (batch, T, features) or a list of (T_i, features)."""
+        waves = list(waves)
+        if not waves:
+            return np.zeros((0, self.horizon, self.features), np.float32)
+        largest = self.buckets[-1]
+        return np.concatenate([self._run(waves[i : i + largest]) for i in range(0, len(waves), largest)])
 
-def predict_many(predict: Predictor, waves: Sequence[np.ndarray], max_batch: int = 256) -> list[np.ndarray]:
-    """Complete waves of different lengths: equal lengths run together, results come back in input order."""
-    results: list[np.ndarray | None] = [None] * len(waves)
-    by_length: dict[int, list[int]] = {}
-    for index, wave in enumerate(waves):
-        by_length.setdefault(len(wave), []).append(index)
-    for indices in by_length.values():
-        for start in range(0, len(indices), max_batch):
-            chunk = indices[start : start + max_batch]
-            batch = np.stack([np.asarray(waves[i], np.float32) for i in chunk])
-            for i, prediction in zip(chunk, predict(batch), strict=True):
-                results[i] = prediction
-    return results  # type: ignore[return-value]
+    def _run(self, waves: list[np.ndarray]) -> np.ndarray:
+        size = next(b for b in self.buckets if b >= len(waves))
+        padded = np.zeros((size, self.context, self.features), np.float32)
+        mask = np.zeros((size, self.context), bool)
+        for row, wave in enumerate(waves):
+            recent = np.asarray(wave, np.float32)[-self.context :]
+            padded[row, -len(recent) :] = recent
+            mask[row, -len(recent) :] = True
+        padded[len(waves) :], mask[len(waves) :] = padded[0], mask[0]  # filler rows: copies of a real one
+        return self._complete(padded, mask).numpy()[: len(waves)]
+
+    def warm_up(self) -> None:
+        """Compile every bucket now (two at a time), so no request waits for XLA."""
+        wave = np.zeros((1, self.context, self.features), np.float32)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda size: self([wave[0]] * size), self.buckets))
+
+    def trace_count(self) -> int:
+        """Times the inference function was traced (1 once warm: shapes never change)."""
+        return self._complete.experimental_get_tracing_count()
