@@ -151,7 +151,7 @@ def test_logs_are_json_lines_with_the_request_id():
         )
         assert response.headers["x-request-id"] == "trace-42"
         time.sleep(0.2)
-        records = [json.loads(line) for line in server_log(process).splitlines() if line.startswith("{")]
+        records = [json.loads(line) for line in server_log(process).splitlines() if line.strip()]  # only JSON
         access = [r for r in records if r.get("request_id") == "trace-42"]
         assert access and access[0]["path"] == "/predict" and access[0]["status"] == 200
         assert any("loaded model" in r["message"] for r in records)
