@@ -70,3 +70,10 @@ def test_fine_tuning_starts_from_a_published_version(tiny_store, tmp_path):
     # one Adam step (learning rate 5e-3) away from the parent, not a fresh initialization
     steps = [np.abs(a - b).max() for a, b in zip(parent.model.get_weights(), child.model.get_weights(), strict=True)]
     assert max(steps) < 0.02
+
+
+def test_evaluate_prints_a_markdown_table(tiny_store, capsys):
+    assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--waves", "10", "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| test waves | model | target |") and len(lines) == 2 + 4
+    assert all(line.count("|") == 8 for line in lines)

@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     evaluate.add_argument("--name", default="wave")
     evaluate.add_argument("--version", default="latest")
     evaluate.add_argument("--waves", type=int, default=470, help="test waves per variant (at least 470)")
+    evaluate.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
 
     export = commands.add_parser(
         "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
@@ -218,7 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         print(json.dumps(run_train(args), indent=2))
     elif args.command == "evaluate":
-        print(json.dumps(run_evaluate(args), indent=2))
+        report = run_evaluate(args)
+        if args.markdown:
+            from training.report import markdown_table
+
+            print(markdown_table(report))
+        else:
+            print(json.dumps(report, indent=2))
     elif args.command == "export":
         from model_store import StoreError
         from training.export import ExportError
