@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from app.model_service import ServedModel
 
 
-def served_model(request: Request) -> ServedModel:
+async def served_model(request: Request) -> ServedModel:
     """The loaded model, or 503 while none is ready."""
     model = getattr(request.app.state, "served_model", None)
     if model is None:

@@ -16,7 +16,7 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
     """401 unless the configured API key is given (no key configured: open)."""
     expected = request.app.state.settings.api_key
     if expected is None:
@@ -27,7 +27,7 @@ def require_api_key(request: Request, key: Annotated[str | None, Security(api_ke
         )
 
 
-def require_admin(
+async def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(admin_bearer)]
 ) -> None:
     """404 while no admin token is configured; 401 unless the bearer token matches it."""

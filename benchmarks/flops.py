@@ -26,6 +26,24 @@ def flops_per_wave(architecture: dict, observed_steps: int) -> int:
     return sequences * (encoder + horizon * decoder_step)
 
 
+def model_waves_per_second(model, steps: int, batches=(1, 64), repeats: int = 5) -> dict[int, float]:
+    """In-process rate of the compiled inference function (no HTTP), by batch size, in waves/s."""
+    import numpy as np
+
+    from training.predict import Predictor
+
+    predict = Predictor(model)
+    wave = np.sin(np.arange(steps)[:, None] / 13.0 + np.arange(model.input_shape[-1])).astype(np.float32)
+    rates = {}
+    for batch in batches:
+        predict([wave] * batch)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            predict([wave] * batch)
+        rates[batch] = batch * repeats / (time.perf_counter() - started)
+    return rates
+
+
 def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
     """Measured float32 matmul rate of this machine through TensorFlow, in GFLOP/s."""
     import tensorflow as tf

@@ -161,14 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     baseline = measure("baseline", "benchmarks.baseline_app:app", env, bodies, levels, baseline_args)
 
     from app.settings import get_settings
-    from benchmarks.flops import flops_per_wave, matmul_gflops
-    from model_store import load_manifest, resolve_version
+    from benchmarks.flops import flops_per_wave, matmul_gflops, model_waves_per_second
+    from model_store import load_model
 
     settings = get_settings()
-    version = resolve_version(settings.store, settings.model_name, settings.model_version)
-    architecture = load_manifest(settings.store, settings.model_name, version)["architecture"]
+    loaded = load_model(settings.store, settings.model_name, settings.model_version)
+    version, architecture = loaded.version, loaded.manifest["architecture"]
     flops = flops_per_wave(architecture, args.steps)
     gflops = matmul_gflops()
+    rates = model_waves_per_second(loaded.model, args.steps)
 
     print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")
     header = f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
+    print("model alone (in process, no HTTP): " + ", ".join(f"batch {b}: {r:.0f} waves/s" for b, r in rates.items()))
     best = max(run.throughput for run in service["runs"])
     print(f"FLOPs per wave {flops / 1e6:.1f} M; matmul {gflops:.1f} GFLOP/s; best service throughput")
     print(

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-BUCKETS = (1, 8, 64)
+BUCKETS = (1, 4, 8, 16, 32, 64)
 
 # Keras warns that the outer functional model "destroys" the input mask; its layers do receive it.
 warnings.filterwarnings("ignore", message=".*does not support masking and will therefore destroy the mask.*")

@@ -296,7 +296,7 @@ def infer_response(model: ServedModel, request_id: str | None, prediction: np.nd
 async def run_inference(request: Request, name: str, version: str | None, api_key: str | None) -> Response:
     """Check the request, complete every wave in it, and answer in JSON or binary form."""
     try:
-        require_api_key(request, api_key)
+        await require_api_key(request, api_key)
     except HTTPException as exc:
         return error(exc.status_code, str(exc.detail), exc.headers)
     found = find_model(request, name, version)
