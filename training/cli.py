@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument(
+        "--decoder-state",
+        choices=["first_layer", "all_layers"],
+        help="decoder layers start from: the encoder's final state in layer 1 only (reference), or per layer",
+    )
+    train.add_argument(
         "--reference-layout",
         action="store_true",
         help="the reference exactly: all features through one LSTM stack, decoder layers 2.. start at zero",
@@ -87,7 +92,12 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "learning_rate": args.learning_rate,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    model_overrides = {"units": args.units, "encoder_depth": args.depth, "decoder_depth": args.depth}
+    model_overrides = {
+        "units": args.units,
+        "encoder_depth": args.depth,
+        "decoder_depth": args.depth,
+        "decoder_state": args.decoder_state,
+    }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
         model = replace(model, channel_independent=False, decoder_state="first_layer")
