@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app.dependencies import current_model
 from app.schemas import HealthStatus
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -20,6 +21,6 @@ async def live() -> HealthStatus:
     responses={503: {"model": HealthStatus}},
 )
 async def ready(request: Request):
-    if getattr(request.app.state, "served_model", None) is None:
+    if current_model(request) is None:
         return JSONResponse({"status": "model not loaded"}, status_code=503)
     return HealthStatus(status="ok")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
 from app.batching import DeadlineExceeded, Overloaded
+from app.dependencies import current_model
 from app.limits import LIMITS
 from app.model_service import ServedModel
 from app.security import api_key_header, require_api_key
@@ -89,7 +90,7 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def find_model(request: Request, name: str, version: str | None) -> ServedModel | JSONResponse:
     """The served model if `name` (and `version`, when given) are its own; else the 404 / 503 to send."""
-    model: ServedModel | None = getattr(request.app.state, "served_model", None)
+    model = current_model(request)
     if model is None:
         return error(503, "the model is not loaded yet", {"Retry-After": "1"})
     if name != model.ref.name:
@@ -345,7 +346,7 @@ async def server_live() -> ServerLive:
     responses={503: {"model": ServerReady}},
 )
 async def server_ready(request: Request):
-    if getattr(request.app.state, "served_model", None) is None:
+    if current_model(request) is None:
         return JSONResponse({"ready": False}, status_code=503, headers={"Retry-After": "1"})
     return ServerReady(ready=True)
 
@@ -362,37 +363,26 @@ def metadata(model: ServedModel) -> ModelMetadata:
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, summary="Model metadata", responses=ERRORS)
-async def model_metadata(request: Request, name: str):
-    """Inputs [waves, steps, F] and outputs [waves, horizon, F], FP32."""
-    found = find_model(request, name, None)
-    return found if isinstance(found, Response) else metadata(found)
-
-
 @router.get(
     "/models/{name}/versions/{version}",
     response_model=ModelMetadata,
     summary="Model metadata of one version",
     responses=ERRORS,
 )
-async def model_version_metadata(request: Request, name: str, version: str):
-    """As /v2/models/{name}, for the served version only."""
+async def model_metadata(request: Request, name: str, version: str | None = None):
+    """Inputs [waves, steps, F] and outputs [waves, horizon, F], FP32; with a version, only the served one."""
     found = find_model(request, name, version)
     return found if isinstance(found, Response) else metadata(found)
 
 
 @router.get("/models/{name}/ready", response_model=ModelReady, summary="200 when the model is ready", responses=ERRORS)
-async def model_ready(request: Request, name: str):
-    found = find_model(request, name, None)
-    return found if isinstance(found, Response) else ModelReady(name=found.ref.name, ready=True)
-
-
 @router.get(
     "/models/{name}/versions/{version}/ready",
     response_model=ModelReady,
     summary="200 when this version of the model is ready",
     responses=ERRORS,
 )
-async def model_version_ready(request: Request, name: str, version: str):
+async def model_ready(request: Request, name: str, version: str | None = None):
     found = find_model(request, name, version)
     return found if isinstance(found, Response) else ModelReady(name=found.ref.name, ready=True)
 
@@ -430,11 +420,6 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra=INFER_DOC,
     responses=INFER_RESPONSES,
 )
-async def infer(request: Request, name: str, api_key: ApiKey) -> Response:
-    """Input 'wave' [B, T, F] FP32; output 'prediction' [B, horizon, F]; parameter 'horizon' (default the model's)."""
-    return await run_inference(request, name, None, api_key)
-
-
 @router.post(
     "/models/{name}/versions/{version}/infer",
     response_model=InferResponse,
@@ -442,8 +427,11 @@ async def infer(request: Request, name: str, api_key: ApiKey) -> Response:
     openapi_extra=INFER_DOC,
     responses=INFER_RESPONSES,
 )
-async def infer_version(request: Request, name: str, version: str, api_key: ApiKey) -> Response:
-    """As /v2/models/{name}/infer, for the served version only."""
+async def infer(request: Request, name: str, api_key: ApiKey, version: str | None = None) -> Response:
+    """Input 'wave' [B, T, F] FP32; output 'prediction' [B, horizon, F]; parameter 'horizon' (default the model's).
+
+    With a version in the path, only the served version answers.
+    """
     return await run_inference(request, name, version, api_key)
 
 
