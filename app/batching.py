@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class MicroBatcher:
     """Queues waves and runs them in batches of up to `max_batch`, waiting at most `max_wait` seconds.
 
     Waves of any lengths share a model call (the predictor pads and masks them, so a wave's answer does not
-    depend on its company). Inference runs on one worker thread, off the event loop. At most `max_queue`
-    waves wait; beyond that `complete` raises Overloaded at once.
+    depend on its company). Inference runs on `workers` threads off the event loop, each taking the next batch
+    when it is free (one compiled call keeps one core busy, so one worker per core). At most `max_queue` waves
+    wait; beyond that `complete` raises Overloaded at once.
     """
 
     def __init__(
@@ -41,16 +43,18 @@ class MicroBatcher:
         max_batch: int,
         max_wait: float,
         max_queue: int = 4096,
-        observe_batch: Callable[[int], None] | None = None,
+        workers: int = 1,
+        observe_batch: Callable[[int, float], None] | None = None,
     ):
         self._predict = predict
-        self._observe_batch = observe_batch or (lambda size: None)
+        self._observe_batch = observe_batch or (lambda size, seconds: None)
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._max_queue = max_queue
-        self._busy = False
+        self._running = 0
+        self._free_workers = asyncio.Semaphore(workers)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
 
     @property
@@ -69,7 +73,7 @@ class MicroBatcher:
 
     async def drain_and_stop(self, poll: float = 0.01) -> None:
         """Finish every queued and running wave, then stop (used when another model takes over)."""
-        while not self._queue.empty() or self._busy:
+        while not self._queue.empty() or self._running:
             await asyncio.sleep(poll)
         await self.stop()
 
@@ -89,23 +93,28 @@ class MicroBatcher:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._free_workers.acquire()
             jobs = [await self._queue.get()]
             if self._max_wait > 0 and self._queue.qsize() < self._max_batch - 1:
                 await asyncio.sleep(self._max_wait)
             while len(jobs) < self._max_batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
             jobs = [job for job in jobs if not job.future.done()]  # callers that gave up
-            if jobs:
-                self._busy = True
-                try:
-                    await loop.run_in_executor(self._executor, self._run, jobs)
-                finally:
-                    self._busy = False
+            if not jobs:
+                self._free_workers.release()
+                continue
+            self._running += 1
+            loop.run_in_executor(self._executor, self._run, jobs).add_done_callback(self._worker_done)
+
+    def _worker_done(self, _: asyncio.Future) -> None:
+        self._running -= 1
+        self._free_workers.release()
 
     def _run(self, jobs: list[_Job]) -> None:
-        self._observe_batch(len(jobs))
+        started = time.perf_counter()
         try:
             predictions = self._predict([job.wave for job in jobs])
+            self._observe_batch(len(jobs), time.perf_counter() - started)
         except Exception as error:  # surfaced to each waiting request
             for job in jobs:
                 job.future.get_loop().call_soon_threadsafe(_settle, job.future, None, error)

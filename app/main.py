@@ -15,11 +15,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import errors, openapi
+from app.heap import freeze_heap
 from app.limits import LIMITS
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestContext
 from app.routers import admin, health, metrics, model, page, plot, predict, v2
 from app.settings import Settings, get_settings
+from training.xla_flags import keep_calls_on_one_core
+
+keep_calls_on_one_core()  # one inference worker per core (see app/batching.py)
 
 logger = logging.getLogger("app")
 
@@ -41,6 +45,7 @@ async def lifespan(app: FastAPI):
     served.batcher.start()
     app.state.served_model = served
     app.state.metrics.model.info({"name": served.ref.name, "version": served.ref.version})
+    freeze_heap()
     try:
         yield
     finally:

@@ -9,7 +9,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
-    """Requests by route and status, latency, batch sizes, queue depth and the served model."""
+    """Requests by route and status, latency, batch sizes, model call time, queue depth and the served model."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -29,5 +29,13 @@ class Metrics:
         self.batch_size = Histogram(
             "wave_inference_batch_size", "waves per model call", buckets=BATCH_BUCKETS, registry=self.registry
         )
+        self.inference_seconds = Histogram(
+            "wave_inference_seconds", "duration of one model call", buckets=LATENCY_BUCKETS, registry=self.registry
+        )
         self.queue_depth = Gauge("wave_queue_depth", "waves waiting for the model", registry=self.registry)
         self.model = Info("wave_model", "the served model", registry=self.registry)
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        """Record one model call: how many waves it completed and how long it took."""
+        self.batch_size.observe(size)
+        self.inference_seconds.observe(seconds)

@@ -50,7 +50,8 @@ def load_served_model(settings: Settings, metrics: Metrics, version: str | None 
         settings.max_batch_size,
         settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
-        observe_batch=metrics.batch_size.observe,
+        workers=settings.inference_workers,
+        observe_batch=metrics.observe_batch,
     )
     return ServedModel(
         ref=ref,

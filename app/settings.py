@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 import model_store
 
 DEFAULT_STORE = Path(model_store.__file__).resolve().parent
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
 
 
 class Settings(BaseSettings):
@@ -28,6 +34,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects or plain text")
     max_batch_size: int = Field(64, ge=1, description="most waves run through the model in one call")
     max_wait_ms: float = Field(2.0, ge=0, description="longest a wave waits for others to join its batch")
+    inference_workers: int = Field(
+        default_factory=available_cpus, ge=1, description="batches run in parallel (default: one per CPU)"
+    )
     max_queue: int = Field(2048, ge=1, description="most waves waiting; beyond it requests get 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of one request's inference; then 504")
     api_key: SecretStr | None = Field(None, description="if set, inference needs header X-API-Key with this value")

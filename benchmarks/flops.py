@@ -26,22 +26,21 @@ def flops_per_wave(architecture: dict, observed_steps: int) -> int:
     return sequences * (encoder + horizon * decoder_step)
 
 
-def model_waves_per_second(model, steps: int, batches=(1, 64), repeats: int = 5) -> dict[int, float]:
-    """In-process rate of the compiled inference function (no HTTP), by batch size, in waves/s."""
+def model_waves_per_second(model, steps: int, batch: int, threads: int = 1, repeats: int = 5) -> float:
+    """In-process rate of the compiled inference function (no HTTP) in waves/s, `threads` calls at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     from training.predict import Predictor
 
     predict = Predictor(model)
-    wave = np.sin(np.arange(steps)[:, None] / 13.0 + np.arange(model.input_shape[-1])).astype(np.float32)
-    rates = {}
-    for batch in batches:
-        predict([wave] * batch)
+    waves = [np.sin(np.arange(steps)[:, None] / 13.0 + np.arange(model.input_shape[-1])).astype(np.float32)] * batch
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: predict(waves), range(threads)))  # compile and warm
         started = time.perf_counter()
-        for _ in range(repeats):
-            predict([wave] * batch)
-        rates[batch] = batch * repeats / (time.perf_counter() - started)
-    return rates
+        list(pool.map(lambda _: [predict(waves) for _ in range(repeats)], range(threads)))
+        return batch * repeats * threads / (time.perf_counter() - started)
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:

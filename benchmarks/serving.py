@@ -95,16 +95,20 @@ def stop(process: subprocess.Popen) -> None:
 
 
 async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, time_limit: float) -> Run:
-    """`requests` POST /predict calls from `concurrency` clients, stopping early at `time_limit` seconds."""
+    """`requests` POST /predict calls from `concurrency` clients, stopping early at `time_limit` seconds.
+
+    Each client is its own httpx.AsyncClient on one keep-alive connection, like independent callers (one
+    shared pool of many connections costs the load generator several ms of CPU per request at 64).
+    """
     latencies: list[float] = []
     errors = 0
     issued = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        started = time.perf_counter()
+    started = time.perf_counter()
 
-        async def worker() -> None:
-            nonlocal errors, issued
+    async def client_loop() -> None:
+        nonlocal errors, issued
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
             while issued < requests and time.perf_counter() - started < time_limit:
                 body = bodies[issued % len(bodies)]
                 issued += 1
@@ -119,8 +123,8 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, 
                 else:
                     errors += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
     return Run(concurrency, len(latencies) + errors, errors, seconds, latencies)
 
 
@@ -146,11 +150,11 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level (at least 4x it)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (at least 4x it)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per level")
     parser.add_argument("--steps", type=int, default=300, help="observed steps per request wave")
     parser.add_argument("--concurrency", default="1,8,32,64")
-    parser.add_argument("--baseline-requests", type=int, default=60, help="requests per level for the baseline")
+    parser.add_argument("--baseline-requests", type=int, default=100, help="requests per level for the baseline")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     bodies = request_bodies(args.steps)
@@ -161,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline = measure("baseline", "benchmarks.baseline_app:app", env, bodies, levels, baseline_args)
 
     from app.settings import get_settings
+    from training.xla_flags import keep_calls_on_one_core
+
+    keep_calls_on_one_core()  # as in the service
     from benchmarks.flops import flops_per_wave, matmul_gflops, model_waves_per_second
     from model_store import load_model
 
@@ -169,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     version, architecture = loaded.version, loaded.manifest["architecture"]
     flops = flops_per_wave(architecture, args.steps)
     gflops = matmul_gflops()
-    rates = model_waves_per_second(loaded.model, args.steps)
+    workers = settings.inference_workers
+    rates = {
+        (batch, threads): model_waves_per_second(loaded.model, args.steps, batch, threads)
+        for batch, threads in [(1, 1), (64, 1), (64, workers)]
+    }
 
     print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")
     header = f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
@@ -190,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
-    print("model alone (in process, no HTTP): " + ", ".join(f"batch {b}: {r:.0f} waves/s" for b, r in rates.items()))
+    print(
+        "model alone (in process, no HTTP): "
+        + ", ".join(f"batch {b} x {t} thread{'s' * (t > 1)}: {r:.0f} waves/s" for (b, t), r in rates.items())
+    )
     best = max(run.throughput for run in service["runs"])
     print(f"FLOPs per wave {flops / 1e6:.1f} M; matmul {gflops:.1f} GFLOP/s; best service throughput")
     print(

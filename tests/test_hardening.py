@@ -166,6 +166,7 @@ async def test_metrics_count_requests_batches_and_model(client):
     assert 'wave_http_requests_total{method="POST",route="/predict",status="422"}' in text
     assert "wave_http_request_duration_seconds_bucket" in text
     assert "wave_inference_batch_size_count" in text and "wave_queue_depth" in text
+    assert "wave_inference_seconds_count" in text
     assert 'wave_model_info{name="wave"' in text
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.heap import freeze_heap
 from app.model_service import ServedModel, load_served_model
 from app.schemas import ErrorResponse, ModelRef
 from app.security import require_admin
@@ -60,5 +61,6 @@ async def reload(body: ReloadRequest, request: Request) -> ReloadResponse:
             task = asyncio.get_running_loop().create_task(old.batcher.drain_and_stop())
             app.state.retiring.add(task)
             task.add_done_callback(app.state.retiring.discard)
+            task.add_done_callback(lambda _: freeze_heap())  # the retired model's objects can now be collected
         logger.info("now serving %s version %s", new.ref.name, new.ref.version)
     return ReloadResponse(previous=old.ref if old else None, current=new.ref)

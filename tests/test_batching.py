@@ -1,0 +1,98 @@
+"""The micro-batcher on its own: parallel workers, grouping, errors; plus the serving process settings."""
+
+import asyncio
+import gc
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from app.batching import MicroBatcher
+from app.settings import Settings, available_cpus
+from training.xla_flags import ONE_CORE_PER_CALL, keep_calls_on_one_core
+
+pytestmark = pytest.mark.anyio
+
+
+class EchoModel:
+    """Completes each wave with its last row repeated; `hold` makes every call wait for a barrier first."""
+
+    def __init__(self, hold: threading.Barrier | None = None, patience: float = 10.0):
+        self.hold = hold
+        self.patience = patience
+        self.calls: list[int] = []
+
+    def __call__(self, waves):
+        self.calls.append(len(waves))
+        if self.hold is not None:
+            self.hold.wait(timeout=self.patience)  # raises BrokenBarrierError unless enough calls run at once
+        return np.stack([np.repeat(w[-1:], 3, axis=0) for w in waves])
+
+
+def waves(count: int) -> list[np.ndarray]:
+    return [np.full((4, 2), i, np.float32) for i in range(count)]
+
+
+async def test_two_workers_run_two_batches_at_the_same_time():
+    model = EchoModel(hold=threading.Barrier(2))
+    batcher = MicroBatcher(model, max_batch=1, max_wait=0, workers=2)
+    batcher.start()
+    try:
+        first, second = await asyncio.gather(batcher.complete(waves(1)), batcher.complete(waves(2)[1:]))
+    finally:
+        await batcher.stop()
+    assert first[0][0, 0] == 0 and second[0][0, 0] == 1
+    assert model.calls == [1, 1]
+
+
+async def test_one_worker_runs_one_batch_at_a_time():
+    model = EchoModel(hold=threading.Barrier(2), patience=0.5)
+    batcher = MicroBatcher(model, max_batch=1, max_wait=0, workers=1)
+    batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.complete([w]) for w in waves(2)), return_exceptions=True)
+    finally:
+        await batcher.stop()
+    assert all(isinstance(r, threading.BrokenBarrierError) for r in results)  # the calls never overlapped
+
+
+async def test_queued_waves_share_calls_and_come_back_in_order():
+    model = EchoModel()
+    batcher = MicroBatcher(model, max_batch=8, max_wait=0.05, workers=2)
+    batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.complete([w]) for w in waves(20)))
+    finally:
+        await batcher.stop()
+    assert [int(r[0][0, 0]) for r in results] == list(range(20))
+    assert sum(model.calls) == 20 and max(model.calls) <= 8 and len(model.calls) < 20
+
+
+async def test_drain_waits_for_running_batches():
+    model = EchoModel()
+    batcher = MicroBatcher(model, max_batch=4, max_wait=0, workers=2)
+    batcher.start()
+    pending = asyncio.ensure_future(batcher.complete(waves(10)))
+    await asyncio.sleep(0)
+    await batcher.drain_and_stop()
+    assert len(await pending) == 10
+
+
+def test_inference_workers_default_to_the_usable_cpus(monkeypatch):
+    monkeypatch.delenv("WAVE_INFERENCE_WORKERS", raising=False)
+    assert Settings().inference_workers == available_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("WAVE_INFERENCE_WORKERS", "3")
+    assert Settings().inference_workers == 3
+
+
+def test_xla_flag_is_added_once_and_keeps_the_callers_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    keep_calls_on_one_core()
+    keep_calls_on_one_core()
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {ONE_CORE_PER_CALL}"
+
+
+async def test_the_started_service_has_frozen_its_heap(client):
+    assert (await client.get("/health/ready")).status_code == 200
+    assert gc.get_freeze_count() > 100_000  # TensorFlow's objects are out of the collector's way

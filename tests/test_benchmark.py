@@ -1,0 +1,27 @@
+"""The load benchmark runs end to end. Tiny numbers: this checks that the script works, not how fast anything is."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_prints_latency_ratios_and_the_compute_bound():
+    command = [sys.executable, "-m", "benchmarks.serving", "--requests", "8", "--baseline-requests", "4"]
+    command += ["--concurrency", "1,2", "--time-limit", "30"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines if line.startswith(("service ", "baseline "))]
+    assert [(row[0], row[1], row[3]) for row in rows] == [
+        ("service", "1", "0"),
+        ("service", "2", "0"),
+        ("baseline", "1", "0"),
+        ("baseline", "2", "0"),
+    ]  # server, concurrency, errors
+    assert all(float(row[4]) > 0 for row in rows)  # throughput
+    assert any(line.startswith("service: time to ready") and "RSS" in line for line in lines)
+    assert any(line.startswith("  concurrency   2: throughput x") for line in lines)
+    assert any(line.startswith("model alone") for line in lines)
+    assert any("% of the matmul rate" in line for line in lines)
