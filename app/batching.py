@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,8 +33,9 @@ class MicroBatcher:
 
     Waves of any lengths share a model call (the predictor pads and masks them, so a wave's answer does not
     depend on its company). Inference runs on `workers` threads off the event loop, each taking the next batch
-    when it is free (one compiled call keeps one core busy, so one worker per core). At most `max_queue` waves
-    wait; beyond that `complete` raises Overloaded at once.
+    when it is free (one compiled call keeps one core busy, so one worker per core). A batch takes the largest of
+    `sizes` (the sizes the model runs without padding) that the waiting waves fill; the rest wait for the next
+    free worker. At most `max_queue` waves wait; beyond that `complete` raises Overloaded at once.
     """
 
     def __init__(
@@ -44,11 +45,13 @@ class MicroBatcher:
         max_wait: float,
         max_queue: int = 4096,
         workers: int = 1,
+        sizes: Sequence[int] = (),
         observe_batch: Callable[[int, float], None] | None = None,
     ):
         self._predict = predict
         self._observe_batch = observe_batch or (lambda size, seconds: None)
         self._max_batch = max_batch
+        self._sizes = sorted({*sizes, max_batch})
         self._max_wait = max_wait
         self._max_queue = max_queue
         self._running = 0
@@ -97,7 +100,7 @@ class MicroBatcher:
             jobs = [await self._queue.get()]
             if self._max_wait > 0 and self._queue.qsize() < self._max_batch - 1:
                 await asyncio.sleep(self._max_wait)
-            while len(jobs) < self._max_batch and not self._queue.empty():
+            for _ in range(self._batch_size(1 + self._queue.qsize()) - 1):
                 jobs.append(self._queue.get_nowait())
             jobs = [job for job in jobs if not job.future.done()]  # callers that gave up
             if not jobs:
@@ -105,6 +108,11 @@ class MicroBatcher:
                 continue
             self._running += 1
             loop.run_in_executor(self._executor, self._run, jobs).add_done_callback(self._worker_done)
+
+    def _batch_size(self, waiting: int) -> int:
+        """How many of the waiting waves to take: the largest preferred size they fill (the rest wait their turn)."""
+        waiting = min(waiting, self._max_batch)
+        return max((size for size in self._sizes if size <= waiting), default=waiting)
 
     def _worker_done(self, _: asyncio.Future) -> None:
         self._running -= 1

@@ -38,7 +38,7 @@ def load_served_model(settings: Settings, metrics: Metrics, version: str | None 
     """Load and verify a version (default: the configured one), warm up and smoke-test it, and describe it."""
     loaded = load_model(settings.store, settings.model_name, version or settings.model_version)
     architecture = loaded.manifest["architecture"]
-    predict = Predictor(loaded.model)
+    predict = Predictor(loaded.model, settings.max_batch_size)
     predict.warm_up()
     features, horizon, context = predict.features, predict.horizon, predict.context
     min_steps = max(architecture["min_input_length"], LIMITS.min_steps)
@@ -51,6 +51,7 @@ def load_served_model(settings: Settings, metrics: Metrics, version: str | None 
         settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
         workers=settings.inference_workers,
+        sizes=predict.buckets,
         observe_batch=metrics.observe_batch,
     )
     return ServedModel(

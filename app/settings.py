@@ -32,8 +32,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")
     log_level: str = Field("info", description="log level: debug, info, warning, error")
     log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects or plain text")
-    max_batch_size: int = Field(64, ge=1, description="most waves run through the model in one call")
-    max_wait_ms: float = Field(2.0, ge=0, description="longest a wave waits for others to join its batch")
+    max_batch_size: int = Field(
+        32, ge=1, le=1024, description="most waves in one model call (each power of two up to it is compiled)"
+    )
+    max_wait_ms: float = Field(
+        0.0, ge=0, description="how long a free worker waits for more waves (0: it takes what is queued)"
+    )
     inference_workers: int = Field(
         default_factory=available_cpus, ge=1, description="batches run in parallel (default: one per CPU)"
     )

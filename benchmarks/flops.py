@@ -34,7 +34,7 @@ def model_waves_per_second(model, steps: int, batch: int, threads: int = 1, repe
 
     from training.predict import Predictor
 
-    predict = Predictor(model)
+    predict = Predictor(model, max_batch=batch)
     waves = [np.sin(np.arange(steps)[:, None] / 13.0 + np.arange(model.input_shape[-1])).astype(np.float32)] * batch
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda _: predict(waves), range(threads)))  # compile and warm

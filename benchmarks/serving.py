@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     version, architecture = loaded.version, loaded.manifest["architecture"]
     flops = flops_per_wave(architecture, args.steps)
     gflops = matmul_gflops()
-    workers = settings.inference_workers
+    largest, workers = settings.max_batch_size, settings.inference_workers
     rates = {
         (batch, threads): model_waves_per_second(loaded.model, args.steps, batch, threads)
-        for batch, threads in [(1, 1), (64, 1), (64, workers)]
+        for batch, threads in [(1, 1), (largest, 1), (largest, workers)]
     }
 
     print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")

@@ -10,6 +10,7 @@ import pytest
 
 from app.batching import MicroBatcher
 from app.settings import Settings, available_cpus
+from training.predict import batch_buckets
 from training.xla_flags import ONE_CORE_PER_CALL, keep_calls_on_one_core
 
 pytestmark = pytest.mark.anyio
@@ -18,13 +19,16 @@ pytestmark = pytest.mark.anyio
 class EchoModel:
     """Completes each wave with its last row repeated; `hold` makes every call wait for a barrier first."""
 
-    def __init__(self, hold: threading.Barrier | None = None, patience: float = 10.0):
+    def __init__(self, hold: threading.Barrier | None = None, patience: float = 10.0, gate=None):
         self.hold = hold
         self.patience = patience
+        self.gate = gate  # a threading.Event the first call waits for
         self.calls: list[int] = []
 
     def __call__(self, waves):
         self.calls.append(len(waves))
+        if self.gate is not None and len(self.calls) == 1:
+            self.gate.wait(timeout=10)
         if self.hold is not None:
             self.hold.wait(timeout=self.patience)  # raises BrokenBarrierError unless enough calls run at once
         return np.stack([np.repeat(w[-1:], 3, axis=0) for w in waves])
@@ -67,6 +71,31 @@ async def test_queued_waves_share_calls_and_come_back_in_order():
         await batcher.stop()
     assert [int(r[0][0, 0]) for r in results] == list(range(20))
     assert sum(model.calls) == 20 and max(model.calls) <= 8 and len(model.calls) < 20
+
+
+async def test_a_batch_takes_the_largest_size_the_waiting_waves_fill():
+    gate = threading.Event()
+    model = EchoModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=8, max_wait=0, workers=1, sizes=(1, 2, 4, 8))
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.complete(waves(1)))
+        while not model.calls:  # the first call is running (and held)
+            await asyncio.sleep(0.001)
+        rest = asyncio.ensure_future(batcher.complete(waves(7)))
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        assert [int(r[0, 0]) for r in await rest] == list(range(7))
+    finally:
+        await batcher.stop()
+    assert model.calls == [1, 4, 2, 1]  # 7 waiting: 4, then 2, then 1; no call is padded
+
+
+def test_compiled_batch_sizes_are_powers_of_two_up_to_the_largest():
+    assert batch_buckets(32) == (1, 2, 4, 8, 16, 32)
+    assert batch_buckets(10) == (1, 2, 4, 8, 10)
+    assert batch_buckets(1) == (1,)
 
 
 async def test_drain_waits_for_running_batches():

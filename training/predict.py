@@ -16,7 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-BUCKETS = (1, 4, 8, 16, 32, 64)
+
+def batch_buckets(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes compiled for `max_batch`: powers of two below it, and itself."""
+    return tuple(sorted({2**i for i in range(max_batch.bit_length()) if 2**i < max_batch} | {max_batch}))
+
 
 # Keras warns that the outer functional model "destroys" the input mask; its layers do receive it.
 warnings.filterwarnings("ignore", message=".*does not support masking and will therefore destroy the mask.*")
@@ -25,11 +29,11 @@ warnings.filterwarnings("ignore", message=".*does not support masking and will t
 class Predictor:
     """Numpy in, numpy out: `predictor(waves)` completes a batch of waves of any lengths (T_i, F)."""
 
-    def __init__(self, model: keras.Model, buckets: Sequence[int] = BUCKETS):
+    def __init__(self, model: keras.Model, max_batch: int = 32):
         self.features = int(model.input_shape[-1])
         self.horizon = int(model.output_shape[1])
         self.context = int(model.get_layer("crop_context").max_steps)
-        self.buckets = tuple(sorted(buckets))
+        self.buckets = batch_buckets(max_batch)
         spec = [
             tf.TensorSpec([None, self.context, self.features], tf.float32, name="wave"),
             tf.TensorSpec([None, self.context], tf.bool, name="mask"),
