@@ -12,6 +12,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.json_body import JsonRequest
 from app.validation import WaveError
 
 CSV = "text/csv"
@@ -73,7 +74,7 @@ def wants_csv(request: Request) -> bool:
 
 
 class CsvOrJsonRoute(APIRoute):
-    """Routes that take JSON or CSV: a CSV body (plus ?horizon=) is rewritten to the JSON body before parsing."""
+    """Routes that take JSON (parsed by pydantic-core) or CSV: a CSV body (plus ?horizon=) becomes the JSON body."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
@@ -82,8 +83,7 @@ class CsvOrJsonRoute(APIRoute):
             kind = media_type(request.headers.get("content-type"))
             if request.method == "POST" and kind not in ("", JSON, CSV) and not kind.endswith("+json"):
                 raise HTTPException(415, f"unsupported Content-Type {kind!r}: send {JSON} or {CSV}")
-            if kind == CSV:
-                request = await self._as_json(request)
+            request = await self._as_json(request) if kind == CSV else JsonRequest(request.scope, request.receive)
             try:
                 return await handler(request)
             except StarletteHTTPException as error:  # FastAPI raises Starlette's for an unparsable body
@@ -104,6 +104,6 @@ class CsvOrJsonRoute(APIRoute):
             body["horizon"] = request.query_params["horizon"]
         headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
         scope = {**request.scope, "headers": [*headers, (b"content-type", JSON.encode())]}
-        rewritten = Request(scope, request.receive)
+        rewritten = JsonRequest(scope, request.receive)
         rewritten._body = json.dumps(body).encode()
         return rewritten

@@ -19,6 +19,7 @@ from starlette.routing import Match
 
 from app.batching import DeadlineExceeded, Overloaded
 from app.dependencies import current_model
+from app.json_body import parse_json
 from app.limits import LIMITS
 from app.model_service import ServedModel
 from app.security import api_key_header, require_api_key
@@ -150,7 +151,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | N
 def parse_request(body: bytes) -> InferRequest:
     """The JSON header as an InferRequest, or V2Error naming the problem."""
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except (ValueError, RecursionError) as exc:
         raise V2Error(f"request body is not valid JSON: {exc}") from None
     try:
