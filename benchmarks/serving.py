@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per level")
     parser.add_argument("--steps", type=int, default=300, help="observed steps per request wave")
     parser.add_argument("--concurrency", default="1,8,32,64")
-    parser.add_argument("--baseline-requests", type=int, default=100, help="requests per level for the baseline")
+    parser.add_argument("--baseline-requests", type=int, default=200, help="requests per level for the baseline")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     bodies = request_bodies(args.steps)
