@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -107,34 +108,30 @@ class MicroBatcher:
                 self._free_workers.release()
                 continue
             self._running += 1
-            loop.run_in_executor(self._executor, self._run, jobs).add_done_callback(self._worker_done)
+            loop.run_in_executor(self._executor, self._run, jobs).add_done_callback(partial(self._finish, jobs))
 
     def _batch_size(self, waiting: int) -> int:
         """How many of the waiting waves to take: the largest preferred size they fill (the rest wait their turn)."""
         waiting = min(waiting, self._max_batch)
         return max((size for size in self._sizes if size <= waiting), default=waiting)
 
-    def _worker_done(self, _: asyncio.Future) -> None:
+    def _finish(self, jobs: list[_Job], done: asyncio.Future) -> None:
+        """On the event loop, once a batch is computed: free its worker and answer its callers."""
         self._running -= 1
         self._free_workers.release()
+        error = asyncio.CancelledError() if done.cancelled() else done.exception()
+        results = [error] * len(jobs) if error is not None else done.result()
+        for job, result in zip(jobs, results, strict=True):
+            if job.future.done():  # the caller gave up
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
 
-    def _run(self, jobs: list[_Job]) -> None:
+    def _run(self, jobs: list[_Job]) -> np.ndarray:
+        """In a worker thread: complete the batch's waves."""
         started = time.perf_counter()
-        try:
-            predictions = self._predict([job.wave for job in jobs])
-            self._observe_batch(len(jobs), time.perf_counter() - started)
-        except Exception as error:  # surfaced to each waiting request
-            for job in jobs:
-                job.future.get_loop().call_soon_threadsafe(_settle, job.future, None, error)
-            return
-        for job, prediction in zip(jobs, predictions, strict=True):
-            job.future.get_loop().call_soon_threadsafe(_settle, job.future, prediction, None)
-
-
-def _settle(future: asyncio.Future, result: np.ndarray | None, error: Exception | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        predictions = self._predict([job.wave for job in jobs])
+        self._observe_batch(len(jobs), time.perf_counter() - started)
+        return predictions
