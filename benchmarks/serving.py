@@ -32,6 +32,8 @@ class Run:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cores: float = float("nan")  # CPU seconds per second of the server process (all its threads)
+    client_cores: float = float("nan")  # the same for this load generator
 
     @property
     def throughput(self) -> float:
@@ -45,6 +47,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -142,7 +150,11 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
         runs = []
         for level in levels:
             count = max(args.requests, 4 * level)
-            runs.append(asyncio.run(drive(url, bodies, level, count, args.time_limit)))
+            server_before, client_before = cpu_seconds(process.pid), time.process_time()
+            run = asyncio.run(drive(url, bodies, level, count, args.time_limit))
+            run.server_cores = (cpu_seconds(process.pid) - server_before) / run.seconds
+            run.client_cores = (time.process_time() - client_before) / run.seconds
+            runs.append(run)
         return {"name": name, "ready_seconds": ready_seconds, "rss_mb": rss_mb(process.pid), "runs": runs}
     finally:
         stop(process)
@@ -183,13 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")
-    header = f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+    header = (
+        f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'cores: server':>13} {'client':>6}"
+    )
     print(header)
     for result in (service, baseline):
         for run in result["runs"]:
             print(
                 f"{result['name']:9} {run.concurrency:4d} {run.requests:5d} {run.errors:4d} {run.throughput:8.1f}"
                 f" {run.percentile(50):8.1f} {run.percentile(95):8.1f} {run.percentile(99):8.1f}"
+                f" {run.server_cores:13.2f} {run.client_cores:6.2f}"
             )
     for result in (service, baseline):
         print(
@@ -201,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
+    cpus = len(os.sched_getaffinity(0))
+    print(f"service CPU per request (server + load generator), and the rate {cpus} CPUs allow at that cost:")
+    for run in service["runs"]:
+        cpu_ms = (run.server_cores + run.client_cores) / run.throughput * 1000
+        print(f"  concurrency {run.concurrency:3d}: {cpu_ms:.2f} ms, at most {cpus * 1000 / cpu_ms:.0f} req/s")
     print(
         "model alone (in process, no HTTP): "
         + ", ".join(f"batch {b} x {t} thread{'s' * (t > 1)}: {r:.0f} waves/s" for (b, t), r in rates.items())

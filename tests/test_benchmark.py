@@ -13,15 +13,16 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    rows = [line.split() for line in lines if line.startswith(("service ", "baseline "))]
+    rows = [row for row in map(str.split, lines) if row[:1] in (["service"], ["baseline"]) and row[1].isdigit()]
     assert [(row[0], row[1], row[3]) for row in rows] == [
         ("service", "1", "0"),
         ("service", "2", "0"),
         ("baseline", "1", "0"),
         ("baseline", "2", "0"),
     ]  # server, concurrency, errors
-    assert all(float(row[4]) > 0 for row in rows)  # throughput
+    assert all(float(row[4]) > 0 and float(row[8]) > 0 for row in rows)  # throughput, server CPU cores
     assert any(line.startswith("service: time to ready") and "RSS" in line for line in lines)
     assert any(line.startswith("  concurrency   2: throughput x") for line in lines)
     assert any(line.startswith("model alone") for line in lines)
+    assert any(line.startswith("  concurrency   2:") and "req/s" in line and " ms, at most " in line for line in lines)
     assert any("% of the matmul rate" in line for line in lines)
