@@ -108,9 +108,20 @@ async def test_drain_waits_for_running_batches():
     assert len(await pending) == 10
 
 
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000\n", 4), ("150000 100000\n", 2), ("50000 100000", 1), ("800000 100000", 4), (None, 4)],
+)
+def test_usable_cpus_are_the_affinity_capped_by_a_container_quota(tmp_path, monkeypatch, cpu_max, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    assert available_cpus(tmp_path / "cpu.max") == expected
+
+
 def test_inference_workers_default_to_the_usable_cpus(monkeypatch):
     monkeypatch.delenv("WAVE_INFERENCE_WORKERS", raising=False)
-    assert Settings().inference_workers == available_cpus() == len(os.sched_getaffinity(0))
+    assert Settings().inference_workers == available_cpus()
     monkeypatch.setenv("WAVE_INFERENCE_WORKERS", "3")
     assert Settings().inference_workers == 3
 
