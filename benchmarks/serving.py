@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -106,33 +107,38 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, 
     """`requests` POST /predict calls from `concurrency` clients, stopping early at `time_limit` seconds.
 
     Each client is its own httpx.AsyncClient on one keep-alive connection, like independent callers (one
-    shared pool of many connections costs the load generator several ms of CPU per request at 64).
+    shared pool of many connections costs the load generator several ms of CPU per request at 64). The clients
+    are made before the clock starts: making one takes milliseconds, which would land on the first requests.
     """
     latencies: list[float] = []
     errors = 0
     issued = 0
-    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
-    async def client_loop() -> None:
+    async def client_loop(client: httpx.AsyncClient) -> None:
         nonlocal errors, issued
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-            while issued < requests and time.perf_counter() - started < time_limit:
-                body = bodies[issued % len(bodies)]
-                issued += 1
-                sent = time.perf_counter()
-                try:
-                    response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - sent)
-                else:
-                    errors += 1
+        while issued < requests and time.perf_counter() - started < time_limit:
+            body = bodies[issued % len(bodies)]
+            issued += 1
+            sent = time.perf_counter()
+            try:
+                response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - sent)
+            else:
+                errors += 1
 
-    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, limits=limits, timeout=60))
+            for _ in range(concurrency)
+        ]
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for client in clients))
+        seconds = time.perf_counter() - started
     return Run(concurrency, len(latencies) + errors, errors, seconds, latencies)
 
 
