@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline_args = argparse.Namespace(requests=args.baseline_requests, time_limit=args.time_limit)
     baseline = measure("baseline", "benchmarks.baseline_app:app", env, bodies, levels, baseline_args)
 
-    from app.settings import get_settings
+    from app.settings import available_cpus, get_settings
     from training.xla_flags import keep_calls_on_one_core
 
     keep_calls_on_one_core()  # as in the service
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for batch, threads in [(1, 1), (largest, 1), (largest, workers)]
     }
 
-    print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {os.cpu_count()} CPUs")
+    cpus = available_cpus()
+    print(f"model {settings.model_name} v{version}, {args.steps} observed steps per wave, {cpus} CPUs")
     header = (
         f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'cores: server':>13} {'client':>6}"
@@ -223,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
-    cpus = len(os.sched_getaffinity(0))
     print(f"service CPU per request (server + load generator), and the rate {cpus} CPUs allow at that cost:")
     for run in service["runs"]:
         cpu_ms = (run.server_cores + run.client_cores) / run.throughput * 1000
