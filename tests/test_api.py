@@ -24,12 +24,22 @@ def wave(steps=120, seed=0, amplitude=3.0, offset=-20.0):
     return (amplitude * unit_waves(np.random.default_rng(seed), 1, steps, split="test")[0] + offset).tolist()
 
 
+@pytest.mark.parametrize(("start", "steps"), [(0, 200), (57, 200), (133, 150), (0, 1000)])
+async def test_predict_completes_a_wave_seen_from_any_moment(client, start, steps):
+    """Real observations start anywhere in a cycle, and inputs longer than the context are cropped."""
+    truth = 3.0 * unit_waves(np.random.default_rng(11), 4, steps + 150, split="test", start=np.full(4, start)) - 20.0
+    response = await client.post("/predict/batch", json={"waves": truth[:, :steps].tolist()})
+    assert response.status_code == 200
+    error = np.abs(np.array(response.json()["predictions"]) - truth[:, steps:]).mean() / 3.0
+    assert error < 0.1, f"MAE / amplitude {error:.3f}"
+
+
 async def test_predict_matches_the_training_package(client, reference_predict):
     w = wave()
     response = await client.post("/predict", json={"wave": w})
     assert response.status_code == 200
     body = response.json()
-    assert body["horizon"] == 150 and body["model"] == {"name": "wave", "version": "1"}
+    assert body["horizon"] == 150 and body["model"] == {"name": "wave", "version": "2"}
     prediction = np.array(body["prediction"])
     assert prediction.shape == (150, 5)
     expected = reference_predict(np.array([w], np.float32))[0]
@@ -103,7 +113,7 @@ async def test_model_summary(client):
     response = await client.get("/model/summary")
     assert response.status_code == 200
     summary = response.json()
-    assert summary["name"] == "wave" and summary["version"] == "1"
+    assert summary["name"] == "wave" and summary["version"] == "2"
     assert summary["features"] == 5 and summary["horizon"] == 150
     assert summary["input_length"]["min"] == 60 and summary["input_length"]["max"] == 5000
     assert summary["total_params"] == summary["trainable_params"] > 0
@@ -111,7 +121,7 @@ async def test_model_summary(client):
     names = {row["name"] for row in summary["layers"]}
     assert {"normalize", "seq2seq", "seq2seq/decoder"} <= names
     assert "wave_completion" in summary["text"]
-    assert set(summary["metrics"]["variants"]) == {"unit", "scaled", "noisy", "short"}
+    assert set(summary["metrics"]["variants"]) == {"unit", "scaled", "noisy", "short", "shifted"}
     assert summary["trained_at"]
 
 

@@ -26,3 +26,10 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     assert any(line.startswith("model alone") for line in lines)
     assert any(line.startswith("  concurrency   2:") and "req/s" in line and " ms, at most " in line for line in lines)
     assert any("% of the matmul rate" in line for line in lines)
+
+
+def test_httpx_clients_do_not_retry_a_failed_import_per_request():
+    """Without sniffio installed, httpcore re-runs a failing `import sniffio` on every request (encode/httpcore#1103)."""
+    import importlib.util
+
+    assert importlib.util.find_spec("sniffio") is not None

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from training.config import DataSpec
-from training.data import reference_batch, training_batch, unit_waves, wavelengths
+from training.data import reference_batch, start_steps, training_batch, unit_waves, wavelengths
 
 
 @pytest.mark.parametrize(("split", "category"), [("train", 0), ("validation", 2), ("test", 4)])
@@ -30,6 +30,21 @@ def test_unit_waves_are_sines_of_the_drawn_wavelength_and_phase():
     t = np.arange(50)
     np.testing.assert_allclose(waves[1, :, 2], np.sin(t / w[1, 2] + phase[1, 2]), atol=1e-6)
     assert phase.min() >= 0 and phase.max() < 1
+
+
+def test_a_start_step_observes_the_same_sine_from_later_on():
+    late = unit_waves(np.random.default_rng(5), 3, 40, split="test", start=np.array([0, 7, 150]))
+    full = unit_waves(np.random.default_rng(5), 3, 190, split="test")
+    for row, start in enumerate((0, 7, 150)):
+        np.testing.assert_allclose(late[row], full[row, start : start + 40], atol=1e-6)
+
+
+def test_training_waves_start_anywhere_in_a_cycle():
+    spec = DataSpec()
+    start = start_steps(np.random.default_rng(6), 20_000, spec)
+    assert start.min() == 0 and start.max() == spec.max_start_step
+    assert abs(np.mean(start == 0) - spec.reference_start_fraction) < 0.02
+    assert spec.max_start_step >= 2 * np.pi * (spec.max_base + 1)  # a full cycle of the slowest wave
 
 
 def test_reference_batch_lengths_follow_the_reference():

@@ -32,7 +32,7 @@ def test_evaluate_command_prints_json_for_a_version(tiny_store, capsys):
     assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--version", "1", "--waves", "20"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["version"] == 1
-    assert set(report["variants"]) == {"unit", "scaled", "noisy", "short"}
+    assert set(report["variants"]) == {"unit", "scaled", "noisy", "short", "shifted"}
     for variant in report["variants"].values():
         assert set(variant["baselines"]) == {"window_mean", "persistence", "sine_fit"}
         assert len(variant["model"]["per_feature"]) == 5
@@ -75,5 +75,5 @@ def test_fine_tuning_starts_from_a_published_version(tiny_store, tmp_path):
 def test_evaluate_prints_a_markdown_table(tiny_store, capsys):
     assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--waves", "10", "--markdown"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("| test waves | model | target |") and len(lines) == 2 + 4
+    assert lines[0].startswith("| test waves | model | target |") and len(lines) == 2 + 5
     assert all(line.count("|") == 8 for line in lines)

@@ -37,6 +37,11 @@ class DataSpec:
     max_offset: float = 5.0
     max_noise: float = 0.08
     clean_fraction: float = 0.3
+    # Real observations start anywhere in a cycle; the reference's all start at t = 0 (phase 0-1 rad), and a
+    # model trained only on those fails on a wave seen from another moment. Training waves start at a random
+    # step in 0..max_start_step (a full cycle of the slowest wave, 2 pi x 30.8 = 194 steps) except this fraction:
+    reference_start_fraction: float = 0.25
+    max_start_step: int = 200
 
     def to_dict(self) -> dict:
         return asdict(self)

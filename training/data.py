@@ -17,13 +17,30 @@ def wavelengths(rng: np.random.Generator, n: int, features: int, split: str, spe
 
 
 def unit_waves(
-    rng: np.random.Generator, n: int, length: int, features: int = 5, split: str = "train", spec: DataSpec = REFERENCE
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    features: int = 5,
+    split: str = "train",
+    spec: DataSpec = REFERENCE,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`n` unit sines of `length` steps: feature f is sin(t / w_f + s_f), shape (n, length, features)."""
+    """`n` unit sines of `length` steps: feature f is sin(t / w_f + s_f), shape (n, length, features).
+
+    t runs from 0 (the reference), or from each wave's `start` step: the same sine observed from later on.
+    """
     w = wavelengths(rng, n, features, split, spec)
     phase = rng.random((n, features))
     t = np.arange(length, dtype=np.float64)[None, :, None]
+    if start is not None:
+        t = t + np.asarray(start, np.float64).reshape(n, 1, 1)
     return np.sin(t / w[:, None, :] + phase[:, None, :]).astype(np.float32)
+
+
+def start_steps(rng: np.random.Generator, n: int, spec: DataSpec) -> np.ndarray:
+    """Where each training wave starts: step 0 for a `reference_start_fraction`, else uniform in 0..max_start_step."""
+    start = rng.integers(0, spec.max_start_step + 1, size=n)
+    return np.where(rng.random(n) < spec.reference_start_fraction, 0, start)
 
 
 def reference_batch(
@@ -64,8 +81,8 @@ def training_batch(
     spec: DataSpec,
     split: str = "train",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented batch: random amplitude, offset and input noise; the target stays clean."""
-    waves = unit_waves(rng, n, observed + horizon, features, split, spec)
+    """Augmented batch: random start, amplitude, offset and input noise; the target stays clean."""
+    waves = unit_waves(rng, n, observed + horizon, features, split, spec, start_steps(rng, n, spec))
     waves, amplitude, _ = scale_and_offset(rng, waves, spec.max_amplitude_log10, spec.max_offset)
     sigma = rng.uniform(0.0, spec.max_noise, size=(n, 1, features)) * amplitude
     sigma *= rng.random((n, 1, 1)) >= spec.clean_fraction

@@ -12,7 +12,7 @@ from training.data import add_noise, scale_and_offset, unit_waves
 from training.predict import Predictor
 
 HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))
-TARGETS = {"unit": 0.05, "scaled": 0.06, "noisy": 0.07, "short": 0.15}
+TARGETS = {"unit": 0.05, "scaled": 0.06, "noisy": 0.07, "short": 0.15, "shifted": 0.06}
 EVALUATION_SEED = 20_240_604
 
 
@@ -29,16 +29,20 @@ class EvaluationSet:
 def evaluation_sets(
     waves: int = 470, features: int = 5, horizon: int = 150, groups: int = 10, seed: int = EVALUATION_SEED
 ) -> dict[str, EvaluationSet]:
-    """The four variants the targets are stated on, each `waves` test waves drawn in `groups` lengths."""
+    """The variants the targets are stated on, each `waves` test waves drawn in `groups` lengths.
+
+    The first four are the service issue's; "shifted" checks that a wave need not be observed from t = 0.
+    """
     rng = np.random.default_rng(seed)
     spec = DataSpec()
     sizes = np.diff(np.linspace(0, waves, groups + 1).round().astype(int))
 
-    def build(description, min_observed, max_observed, scaled=False, noise=0.0) -> EvaluationSet:
+    def build(description, min_observed, max_observed, scaled=False, noise=0.0, shifted=False) -> EvaluationSet:
         observed, target, amplitude = [], [], []
         for size in sizes:
             steps = int(rng.integers(min_observed, max_observed + 1))
-            wave = unit_waves(rng, int(size), steps + horizon, features, "test", spec)
+            start = rng.integers(1, spec.max_start_step + 1, size=int(size)) if shifted else None
+            wave = unit_waves(rng, int(size), steps + horizon, features, "test", spec, start)
             scale = np.ones((int(size), 1, features))
             if scaled:
                 wave, scale, _ = scale_and_offset(rng, wave, 3.0, 100.0, min_log10=-2.0)
@@ -53,6 +57,12 @@ def evaluation_sets(
         "scaled": build("amplitude 0.01-1000 (log-uniform), offset -100..100, 150-299 observed steps", 150, 299, True),
         "noisy": build("unit sines with input noise sigma 0.05, 150-299 observed steps", 150, 299, noise=0.05),
         "short": build("unit sines, 60-149 observed steps", 60, 149),
+        "shifted": build(
+            "unit sines observed from a later moment (1-200 steps after t = 0), 150-299 observed steps",
+            150,
+            299,
+            shifted=True,
+        ),
     }
 
 
