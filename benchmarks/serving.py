@@ -34,7 +34,7 @@ class Run:
     seconds: float
     latencies: list[float]
     server_cores: float = float("nan")  # CPU seconds per second of the server process (all its threads)
-    client_cores: float = float("nan")  # the same for this load generator
+    client_cores: float = float("nan")  # the same for this load generator, while the clock runs
 
     @property
     def throughput(self) -> float:
@@ -136,10 +136,11 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, 
             await stack.enter_async_context(httpx.AsyncClient(base_url=url, limits=limits, timeout=60))
             for _ in range(concurrency)
         ]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client_loop(client) for client in clients))
         seconds = time.perf_counter() - started
-    return Run(concurrency, len(latencies) + errors, errors, seconds, latencies)
+        client_cores = (time.process_time() - cpu_started) / seconds
+    return Run(concurrency, len(latencies) + errors, errors, seconds, latencies, client_cores=client_cores)
 
 
 def request_bodies(steps: int, count: int = 64) -> list[bytes]:
@@ -156,10 +157,9 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
         runs = []
         for level in levels:
             count = max(args.requests, 4 * level)
-            server_before, client_before = cpu_seconds(process.pid), time.process_time()
+            server_before = cpu_seconds(process.pid)
             run = asyncio.run(drive(url, bodies, level, count, args.time_limit))
             run.server_cores = (cpu_seconds(process.pid) - server_before) / run.seconds
-            run.client_cores = (time.process_time() - client_before) / run.seconds
             runs.append(run)
         return {"name": name, "ready_seconds": ready_seconds, "rss_mb": rss_mb(process.pid), "runs": runs}
     finally:
