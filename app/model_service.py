@@ -13,8 +13,9 @@ from app.limits import LIMITS
 from app.metrics import Metrics
 from app.schemas import InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
-from model_store import CorruptModelError, load_model
+from model_store import CorruptModelError
 from training.data import unit_waves
+from training.loading import load_model
 from training.predict import Predictor
 
 logger = logging.getLogger("app")

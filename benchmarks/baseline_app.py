@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.schemas import PredictRequest
 from app.settings import get_settings
-from model_store import load_model
+from training.loading import load_model
 
 settings = get_settings()
 loaded = load_model(settings.store, settings.model_name, settings.model_version)

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_calls_on_one_core()  # as in the service
     from benchmarks.flops import flops_per_wave, matmul_gflops, model_waves_per_second
-    from model_store import load_model
+    from training.loading import load_model
 
     settings = get_settings()
     loaded = load_model(settings.store, settings.model_name, settings.model_version)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,6 @@ class IntegrityError(StoreError):
 
 class CorruptModelError(StoreError):
     """The files are present and match, but Keras cannot load them."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified model with the manifest it was published with."""
-
-    name: str
-    version: int
-    model: Any
-    manifest: dict
-    path: Path
 
 
 def sha256_of(path: Path) -> str:
@@ -98,21 +86,6 @@ def verify_version(store: Path, name: str, version: int) -> tuple[Path, dict]:
     if actual != expected:
         raise IntegrityError(f"checksum mismatch for {path}: manifest says {expected}, file has {actual}")
     return path, manifest
-
-
-def load_model(store: Path, name: str, version: int | str | None = None) -> LoadedModel:
-    """Resolve, verify and load a version with Keras in safe mode."""
-    import keras  # imported here: listing and verifying need no TensorFlow
-
-    import training.layers  # noqa: F401  registers the custom layers
-
-    number = resolve_version(store, name, version)
-    path, manifest = verify_version(store, name, number)
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a damaged archive
-        raise CorruptModelError(f"cannot load {path}: {error}") from error
-    return LoadedModel(name=name, version=number, model=model, manifest=manifest, path=path)
 
 
 def write_version(store: Path, name: str, model_file: Path, manifest: dict[str, Any]) -> int:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from app.schemas import example_wave
-from model_store import load_model
 from training.data import unit_waves
+from training.loading import load_model
 from training.predict import Predictor
 
 pytestmark = pytest.mark.anyio

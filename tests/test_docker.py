@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from app.schemas import example_wave
-from model_store import load_model
 from tests.servers import ROOT, free_port, running_server
+from training.loading import load_model
 from training.predict import Predictor
 
 DOCKERFILE = ROOT / "Dockerfile"

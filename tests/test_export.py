@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from model_store import load_model
 from training.cli import main
 from training.data import unit_waves
+from training.loading import load_model
 
 
 def export(*args: str) -> tuple[int, str, str]:

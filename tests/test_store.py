@@ -9,11 +9,11 @@ from model_store import (
     IntegrityError,
     ModelNotFoundError,
     list_versions,
-    load_model,
     resolve_version,
     write_version,
 )
 from model_store import store as store_module
+from training.loading import load_model
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from model_store import list_versions, load_model
+from model_store import list_versions
 from training.cli import QUICK, main
 from training.config import TrainConfig
+from training.loading import load_model
 from training.train import curriculum_horizon, learning_rate
 
 

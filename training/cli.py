@@ -126,7 +126,7 @@ def run_train(args: argparse.Namespace) -> dict:
     config = train_config(args)
     initial = lineage = None
     if args.init_from is not None:
-        from model_store import load_model
+        from training.loading import load_model
 
         initial = load_model(args.store, args.name, args.init_from)
         known = {f.name for f in fields(ModelConfig)}
@@ -205,8 +205,8 @@ def summary(evaluation: dict) -> dict:
 
 
 def run_evaluate(args: argparse.Namespace) -> dict:
-    from model_store import load_model
     from training.evaluate import evaluate
+    from training.loading import load_model
     from training.predict import Predictor
 
     loaded = load_model(args.store, args.name, args.version)

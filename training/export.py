@@ -73,7 +73,8 @@ def max_difference(model: Any, signature: Any, waves: np.ndarray) -> float:
 
 def export_version(store: Path, name: str, version: int | str | None, base: Path) -> dict[str, Any]:
     """Export one store version to `base/<name>/<version>/`: built and checked aside, then renamed into place."""
-    from model_store import MANIFEST_FILE, load_model, resolve_version
+    from model_store import MANIFEST_FILE, resolve_version
+    from training.loading import load_model
 
     started = time.monotonic()
     number = resolve_version(store, name, version)

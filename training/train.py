@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -27,6 +28,46 @@ class TrainResult:
     steps: int
     wall_seconds: float
     history: list[dict]
+
+
+class BatchSource(Protocol):
+    """Where training and validation waves come from: the reference sines, a synthetic family, a user's files."""
+
+    def batch(self, rng: np.random.Generator, n: int, observed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """`n` training windows: observed (n, observed, features) and the clean target (n, horizon, features)."""
+        ...
+
+    def observed_range(self) -> tuple[int, int]:
+        """Fewest and most observed steps a training window may have."""
+        ...
+
+    def validation_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Fixed (observed, target) pairs, full horizon, that pick the best checkpoint."""
+        ...
+
+    def describe(self) -> dict:
+        """What the manifest records about the data (JSON-serializable)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SineSource:
+    """The reference sines, augmented (training) and held out by category (validation)."""
+
+    spec: DataSpec
+    features: int
+
+    def batch(self, rng: np.random.Generator, n: int, observed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        return training_batch(rng, n, observed, horizon, self.features, self.spec)
+
+    def observed_range(self) -> tuple[int, int]:
+        return self.spec.min_observed, self.spec.max_observed
+
+    def validation_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+        return validation_sets(config)
+
+    def describe(self) -> dict:
+        return {"source": "sines", **self.spec.to_dict()}
 
 
 def curriculum_horizon(step: int, config: TrainConfig) -> int:
@@ -92,17 +133,20 @@ def train(
     checkpoint_path: Path,
     log: Callable[[str], None] = print,
     initial: keras.Model | None = None,
+    source: BatchSource | None = None,
 ) -> TrainResult:
-    """Train (from scratch, or from `initial`'s weights); keep the best validation checkpoint; return it."""
+    """Train (from scratch, or from `initial`'s weights) on `source` (default: the reference sines); keep the best
+    validation checkpoint; return it."""
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    spec: DataSpec = config.data
+    source = source or SineSource(config.data, config.model.features)
+    min_observed, max_observed = source.observed_range()
     core = build_core(config.model)
     if initial is not None:
         core.set_weights(initial.get_layer("seq2seq").get_weights())
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent)
-    validation = validation_sets(config)
+    validation = source.validation_sets(config)
 
     def validation_loss() -> float:
         return float(np.mean([validation_step(*pair) for pair in validation]))
@@ -113,8 +157,8 @@ def train(
     step = 0
     for step in range(1, config.max_steps + 1):
         horizon = curriculum_horizon(step, config)
-        observed = int(rng.integers(spec.min_observed, spec.max_observed + 1))
-        batch = training_batch(rng, config.batch_size, observed, horizon, config.model.features, spec)
+        observed = int(rng.integers(min_observed, max_observed + 1))
+        batch = source.batch(rng, config.batch_size, observed, horizon)
         optimizer.learning_rate.assign(learning_rate(step, config))
         window.append(float(train_step(*batch)))
         elapsed = time.monotonic() - started

@@ -1,0 +1,33 @@
+"""Turning a published version into a Keras model: the store checks files and checksums, this loads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+import training.layers  # noqa: F401  registers the custom layers
+from model_store import CorruptModelError, resolve_version, verify_version
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model with the manifest it was published with."""
+
+    name: str
+    version: int
+    model: keras.Model
+    manifest: dict
+    path: Path
+
+
+def load_model(store: Path, name: str, version: int | str | None = None) -> LoadedModel:
+    """Resolve, verify and load a version with Keras in safe mode."""
+    number = resolve_version(store, name, version)
+    path, manifest = verify_version(store, name, number)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a damaged archive
+        raise CorruptModelError(f"cannot load {path}: {error}") from error
+    return LoadedModel(name=name, version=number, model=model, manifest=manifest, path=path)
