@@ -1,0 +1,84 @@
+"""Evaluation on the test part of a user's series: MAE beside seasonal naive, window mean and persistence.
+
+Per series, each forecaster's MAE over the test windows (gaps in the file are left out of the error) and its
+ratio to the seasonal-naive MAE (period estimated on the series' training part); overall, the geometric mean
+of the per-series ratios. Below 1 beats seasonal naive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from training.baselines import persistence, window_mean
+from training.file_source import FileSource, pack, unpack
+from training.seasonality import seasonal_naive
+
+Forecaster = Callable[[np.ndarray], np.ndarray]  # waves (n, T, F) -> completions (n, horizon, F)
+
+
+def evaluate_on_data(models: dict[str, Forecaster], source: FileSource) -> dict:
+    """Evaluate each model ("model", and "initial_model" for a fine-tune) and the baselines on the test windows."""
+    horizon, features = source.model.horizon, source.model.features
+    report: dict = {
+        "split": "test part of the data files",
+        "metric": "MAE / MAE of seasonal naive per series; overall: geometric mean of the series' ratios",
+        "window_rule": (
+            f"the {horizon} predicted steps lie in the test part, starting at its first step and every "
+            f"{source.stride} steps after (and one window ending at its last step); the observed steps are the "
+            f"{source.model.max_context} before them (fewer if the series starts later)"
+        ),
+        "series": {},
+    }
+    ratios: dict[str, list[float]] = {}
+    for series in source.series:
+        windows = source.windows(series, "test")
+        count = len(windows.starts)
+        entry: dict = {"period": series.period, "windows": count, "test": [series.val_end, len(series.values)]}
+        report["series"][series.name] = entry
+        if not count:
+            continue
+        observed = windows.observed[..., None]
+        forecasts = {name: unpack(model(pack(windows.observed, features)), count) for name, model in models.items()} | {
+            "seasonal_naive": seasonal_naive(observed, horizon, series.period)[..., 0],
+            "window_mean": window_mean(observed, horizon)[..., 0],
+            "persistence": persistence(observed, horizon)[..., 0],
+        }
+        known = windows.target_known
+        mae = {name: float(np.abs(forecast - windows.target)[known].mean()) for name, forecast in forecasts.items()}
+        entry["mae"] = {name: round(value, 6) for name, value in mae.items()}
+        if mae["seasonal_naive"] > 0:
+            entry["relative"] = {
+                name: round(value / mae["seasonal_naive"], 4) for name, value in mae.items() if name != "seasonal_naive"
+            }
+            for name, ratio in entry["relative"].items():
+                ratios.setdefault(name, []).append(ratio)
+    report["windows"] = sum(entry["windows"] for entry in report["series"].values())
+    report["overall"] = {name: round(float(np.exp(np.mean(np.log(v)))), 4) for name, v in ratios.items()}
+    report["beats_seasonal_naive"] = bool(report["overall"].get("model", np.inf) < 1)
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    """One row per series and one overall: MAE / MAE of seasonal naive for each forecaster."""
+    columns = [name for name in ("model", "initial_model") if name in report["overall"]]
+    titles = {"model": "model", "initial_model": "model it started from"}
+    lines = [
+        "| series | period | test windows | "
+        + " | ".join(titles[c] for c in columns)
+        + " | window mean | persistence | seasonal naive MAE |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- | --- | --- |",
+    ]
+    for name, entry in report["series"].items():
+        if "relative" not in entry:
+            continue
+        relative = entry["relative"]
+        cells = [f"{relative[c]:.3f}" for c in [*columns, "window_mean", "persistence"]]
+        lines.append(
+            f"| {name} | {entry['period']} | {entry['windows']} | {' | '.join(cells)} | {entry['mae']['seasonal_naive']:.4g} |"
+        )
+    overall = report["overall"]
+    cells = [f"**{overall[c]:.3f}**" for c in [*columns, "window_mean", "persistence"]]
+    lines.append(f"| overall (geometric mean) | | {report['windows']} | {' | '.join(cells)} | |")
+    return "\n".join(lines)
