@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -17,31 +18,66 @@ from app.validation import WaveError
 
 CSV = "text/csv"
 JSON = "application/json"
+FILLED_HEADER = "X-Wave-Filled"
 
 
 def media_type(header: str | None) -> str:
     return (header or "").split(";")[0].strip().lower()
 
 
-def parse_csv(text: str) -> list[list[float]]:
-    """Rows of numbers from CSV text: one row per step, one column per feature, an optional header row."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if rows and not all(_is_number(cell) for cell in rows[0]):
+def parse_csv(text: str) -> list[list[float | None]]:
+    """Rows of numbers from CSV text: one row per step, one column per feature, an optional header row.
+
+    The delimiter is sniffed (`,`, `;` or tab); with `;` or tab a decimal comma is read as a point. An empty cell,
+    `nan` or `NA` is a gap (None). CRLF line ends and quoted fields are fine (the route strips a byte-order mark).
+    """
+    delimiter = sniff_delimiter(text)
+    decimal_comma = delimiter != ","
+    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if not _blank(row)]
+    if rows and not all(_is_value(cell, decimal_comma) for cell in rows[0]):
         rows = rows[1:]  # header
     wave = []
     for line, row in enumerate(rows):
         values = []
         for column, cell in enumerate(row):
-            if not _is_number(cell):
+            if not _is_value(cell, decimal_comma):
                 raise WaveError(f"CSV row {line}, column {column}: {cell.strip()[:40]!r} is not a number")
-            values.append(float(cell))
+            values.append(None if _is_gap(cell) else _number(cell, decimal_comma))
         wave.append(values)
     return wave
 
 
-def _is_number(cell: str) -> bool:
+DELIMITERS = ("\t", ";", ",")  # in order of preference: a decimal comma makes commas appear in the other dialects
+GAP_CELLS = ("", "nan", "na")
+
+
+def sniff_delimiter(text: str, lines: int = 20) -> str:
+    """The first of DELIMITERS that occurs equally often (and at least once) outside quotes on the first lines."""
+    sample = [re.sub(r'"[^"]*"', "", line) for line in text.splitlines() if line.strip()][:lines]
+    for delimiter in DELIMITERS:
+        counts = {line.count(delimiter) for line in sample}
+        if len(counts) == 1 and counts.pop() > 0:
+            return delimiter
+    return ","
+
+
+def _blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _is_gap(cell: str) -> bool:
+    return cell.strip().lower() in GAP_CELLS
+
+
+def _number(cell: str, decimal_comma: bool) -> float:
+    return float(cell.replace(",", ".") if decimal_comma else cell)
+
+
+def _is_value(cell: str, decimal_comma: bool) -> bool:
+    if _is_gap(cell):
+        return True
     try:
-        float(cell)
+        _number(cell, decimal_comma)
     except ValueError:
         return False
     return True
@@ -96,12 +132,13 @@ class CsvOrJsonRoute(APIRoute):
     @staticmethod
     async def _as_json(request: Request) -> Request:
         try:
-            text = (await request.body()).decode("utf-8")
+            text = (await request.body()).decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise WaveError(f"CSV body is not UTF-8 text: {error}") from None
         body: dict = {"wave": parse_csv(text)}
         if "horizon" in request.query_params:
-            body["horizon"] = request.query_params["horizon"]
+            horizon = request.query_params["horizon"].strip()
+            body["horizon"] = int(horizon) if horizon.isdecimal() else horizon  # a string is refused as not an integer
         headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
         scope = {**request.scope, "headers": [*headers, (b"content-type", JSON.encode())]}
         rewritten = JsonRequest(scope, request.receive)

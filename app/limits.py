@@ -19,6 +19,9 @@ class Limits(BaseSettings):
     max_total_steps: int = Field(100_000, ge=1, description="most observed steps over all waves of one request")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; larger gets 413")
     max_abs_value: float = Field(1e12, gt=0, description="largest magnitude of an input value")
+    max_gap_fraction: float = Field(
+        0.5, ge=0, le=1, description="largest share of a feature's steps that may be gaps (filled before the model)"
+    )
 
 
 LIMITS = Limits()

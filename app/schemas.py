@@ -17,16 +17,19 @@ def example_wave(steps: int, seed: int) -> list[list[float]]:
     return np.round(2.0 * wave + 10.0, 4).tolist()
 
 
-Value = Annotated[
-    float,
-    Field(ge=-LIMITS.max_abs_value, le=LIMITS.max_abs_value, description="a finite number"),
-]
+Value = (
+    Annotated[
+        float,
+        Field(strict=True, ge=-LIMITS.max_abs_value, le=LIMITS.max_abs_value, description="a finite number"),
+    ]
+    | None
+)
 Row = Annotated[
     list[Value],
     Field(
         min_length=1,
         max_length=LIMITS.max_features,
-        description="one time step: one value per feature",
+        description="one time step: one value per feature; `null` is a gap",
         json_schema_extra={"x-wave-row": True},
     ),
 ]
@@ -37,7 +40,9 @@ Wave = Annotated[
         max_length=LIMITS.max_steps,
         description=(
             f"observed steps, oldest first: {LIMITS.min_steps} to {LIMITS.max_steps} rows of F finite numbers each (F = the model's "
-            "features, 5 for the default model); only the most recent steps up to the model's context are read"
+            "features, 5 for the default model); only the most recent steps up to the model's context are read. "
+            "Gaps (`null`) are filled before the model, linearly inside and with the nearest value at the ends; "
+            f"a feature may miss at most {LIMITS.max_gap_fraction:.0%} of its steps"
         ),
         json_schema_extra={"x-wave-steps": True},
     ),
@@ -45,6 +50,7 @@ Wave = Annotated[
 Horizon = Annotated[
     int,
     Field(
+        strict=True,
         ge=1,
         le=LIMITS.max_horizon,
         description=f"steps to predict, 1 to {LIMITS.max_horizon} (the model's horizon)",
@@ -70,6 +76,7 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     prediction: list[list[float]] = Field(description="`horizon` rows of F values: the completion")
     horizon: int = Field(description="number of predicted steps")
+    filled: int = Field(description="gaps (`null` values) filled in the wave before the model")
     model: ModelRef
 
 
@@ -96,6 +103,7 @@ class BatchPredictRequest(BaseModel):
 class BatchPredictResponse(BaseModel):
     predictions: list[list[list[float]]] = Field(description="one completion per wave, in request order")
     horizon: int
+    filled: list[int] = Field(description="gaps (`null` values) filled per wave, in request order")
     model: ModelRef
 
 

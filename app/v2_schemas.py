@@ -79,7 +79,11 @@ class InferInputTensor(BaseModel):
     datatype: StrictStr = Field(description=f"element type: {DATATYPE!r}")
     parameters: InputParameters | None = Field(None, description="tensor parameters (binary_data_size)")
     data: list[Any] | None = Field(
-        None, description="the B*T*F values, flat in row-major order or nested; absent when sent as binary data"
+        None,
+        description=(
+            "the B*T*F values, flat in row-major order or nested; absent when sent as binary data. "
+            "NaN or `null` is a gap, filled before the model"
+        ),
     )
 
 
@@ -134,4 +138,5 @@ class InferResponse(BaseModel):
     model_name: str = Field(description="model name")
     model_version: str = Field(description="model version")
     id: str | None = Field(None, description="the request's id")
+    parameters: dict[str, Any] = Field(description="`filled`: gaps (NaN or `null` in the input) filled per wave")
     outputs: list[OutputTensor] = Field(description="the requested outputs")

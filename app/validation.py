@@ -5,26 +5,37 @@ from __future__ import annotations
 import numpy as np
 
 from app.limits import LIMITS
+from training.gaps import GapError, fill_gaps
 
 
 class WaveError(ValueError):
     """A request wave the model cannot take; the message is shown to the client."""
 
 
-def wave_array(wave: list[list[float]], features: int, min_steps: int, label: str = "wave") -> np.ndarray:
-    """The wave as float32 (steps, features), or WaveError naming the first problem (rows are 0-based)."""
+def wave_array(
+    wave: list[list[float | None]] | np.ndarray, features: int, min_steps: int, label: str = "wave"
+) -> tuple[np.ndarray, int]:
+    """The wave as float32 (steps, features) with its gaps (None or NaN) filled, and how many were filled.
+
+    WaveError names the first problem (rows and columns are 0-based): a short wave, a row of the wrong width, an
+    infinite or too large value, or a feature with no value or more than LIMITS.max_gap_fraction missing.
+    """
     if len(wave) < min_steps:
         raise WaveError(f"{label} has {len(wave)} steps, at least {min_steps} are needed")
     for row, values in enumerate(wave):
         if len(values) != features:
             raise WaveError(f"{label}: row {row} has {len(values)} values, the model expects {features}")
-    array = np.asarray(wave, dtype=np.float64)
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
+    array = np.asarray(wave, dtype=np.float64)  # None becomes NaN: a gap
+    infinite = np.isinf(array)
+    if infinite.any():
+        row, column = np.argwhere(infinite)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} is not finite")
     too_large = np.abs(array) > LIMITS.max_abs_value
     if too_large.any():
         row, column = np.argwhere(too_large)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} exceeds {LIMITS.max_abs_value:g} in magnitude")
-    return array.astype(np.float32)
+    try:
+        filled, count = fill_gaps(array, LIMITS.max_gap_fraction, label)
+    except GapError as error:
+        raise WaveError(str(error)) from None
+    return filled.astype(np.float32), count

@@ -33,9 +33,9 @@ PREDICTED_COLOR = "#d9480f"
 )
 async def predict_plot(body: PredictRequest, model: ModelDep, request: Request) -> Response:
     """The same JSON body as /predict; the answer is an image/png with one panel per feature."""
-    (prediction,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
+    (prediction,), _ = await complete(model, [body.wave], ["wave"], body.horizon, request)
     title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
-    observed = np.asarray(body.wave, dtype=np.float64)
+    observed = np.asarray(body.wave, dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart
     png = await run_in_threadpool(render_png, observed, np.asarray(prediction), model.context, title)
     return Response(png, media_type="image/png")
 

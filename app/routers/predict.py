@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from app.batching import DeadlineExceeded, Overloaded
-from app.csv_io import CSV, CsvOrJsonRoute, to_csv, wants_csv
+from app.csv_io import CSV, FILLED_HEADER, CsvOrJsonRoute, to_csv, wants_csv
 from app.dependencies import ModelDep
 from app.limits import LIMITS
 from app.model_service import ServedModel
@@ -30,14 +30,16 @@ CSV_EXAMPLE = "f1,f2,f3,f4,f5\n" + "\n".join(
 
 async def complete(
     model: ServedModel, waves: list, labels: list[str], horizon: int, request: Request
-) -> list[list[list[float]]]:
-    """Check the waves, run them through the model's batcher; overload and deadline become 503 and 504."""
+) -> tuple[list[list[list[float]]], list[int]]:
+    """Check the waves and fill their gaps, run them through the model's batcher: the completions and the number
+    of values filled per wave; overload and deadline become 503 and 504."""
     if horizon > model.horizon:
         raise WaveError(f"horizon must be between 1 and {model.horizon}")
     total = sum(len(w) for w in waves)
     if total > LIMITS.max_total_steps:
         raise WaveError(f"request has {total} observed steps in all, at most {LIMITS.max_total_steps} are allowed")
-    arrays = [wave_array(w, model.features, model.min_steps, label) for w, label in zip(waves, labels, strict=True)]
+    checked = [wave_array(w, model.features, model.min_steps, label) for w, label in zip(waves, labels, strict=True)]
+    arrays, filled = [array for array, _ in checked], [count for _, count in checked]
     timeout = request.app.state.settings.request_timeout_s
     try:
         completions = await model.batcher.complete(arrays, timeout=timeout)
@@ -45,14 +47,20 @@ async def complete(
         raise HTTPException(503, f"server is busy ({error}): retry later", headers={"Retry-After": "1"}) from None
     except DeadlineExceeded as error:
         raise HTTPException(504, f"inference deadline exceeded: {error}") from None
-    return [c[:horizon].tolist() for c in completions]
+    return [c[:horizon].tolist() for c in completions], filled
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
     summary="Complete one wave (JSON or CSV)",
-    responses={**ERRORS, 200: {"content": {CSV: {"example": "feature_1,feature_2,...\n0.12,..."}}}},
+    responses={
+        **ERRORS,
+        200: {
+            "content": {CSV: {"example": "feature_1,feature_2,...\n0.12,..."}},
+            "headers": {FILLED_HEADER: {"description": "gaps filled in the wave", "schema": {"type": "integer"}}},
+        },
+    },
     openapi_extra={
         "parameters": [
             {
@@ -69,13 +77,17 @@ async def complete(
 async def predict(body: PredictRequest, model: ModelDep, request: Request):
     """Send the observed steps of a wave; get the next `horizon` steps.
 
+    Gaps: `null` values are filled before the model (linear inside, the nearest value at the ends); `filled`
+    says how many. A feature with no value, or more than the allowed share of its steps missing, is a 422.
+
     CSV works too: send `Content-Type: text/csv` (one row per step, one column per feature, optional header row,
-    `?horizon=` in the query) and/or `Accept: text/csv` to get CSV back.
+    `?horizon=` in the query; `,`, `;` or tab delimited, decimal commas with `;` or tab, an empty cell or
+    `nan`/`NA` is a gap) and/or `Accept: text/csv` to get CSV back (gaps filled in the `X-Wave-Filled` header).
     """
-    (prediction,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
+    (prediction,), (filled,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
     if wants_csv(request):
-        return Response(to_csv(prediction), media_type=CSV)
-    return PredictResponse(prediction=prediction, horizon=body.horizon, model=model.ref)
+        return Response(to_csv(prediction), media_type=CSV, headers={FILLED_HEADER: str(filled)})
+    return PredictResponse(prediction=prediction, horizon=body.horizon, filled=filled, model=model.ref)
 
 
 @router.post(
@@ -87,5 +99,5 @@ async def predict(body: PredictRequest, model: ModelDep, request: Request):
 async def predict_batch(body: BatchPredictRequest, model: ModelDep, request: Request) -> BatchPredictResponse:
     """Each prediction equals what /predict returns for that wave alone."""
     labels = [f"wave {i}" for i in range(len(body.waves))]
-    predictions = await complete(model, body.waves, labels, body.horizon, request)
-    return BatchPredictResponse(predictions=predictions, horizon=body.horizon, model=model.ref)
+    predictions, filled = await complete(model, body.waves, labels, body.horizon, request)
+    return BatchPredictResponse(predictions=predictions, horizon=body.horizon, filled=filled, model=model.ref)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zlib
 from typing import Annotated, Any
 
@@ -161,7 +162,8 @@ def parse_request(body: bytes) -> InferRequest:
 
 
 def flat_values(data: list[Any], shape: list[int]) -> list[float]:
-    """Every value of JSON `data` (flat or nested), row-major; V2Error at the first one that is not a number."""
+    """Every value of JSON `data` (flat or nested), row-major, `null` as NaN (a gap); V2Error at the first one that
+    is not a number."""
     values: list[float] = []
     stack = [iter(data)]
     while stack:
@@ -169,6 +171,9 @@ def flat_values(data: list[Any], shape: list[int]) -> list[float]:
             if isinstance(item, list):
                 stack.append(iter(item))
                 break
+            if item is None:
+                values.append(math.nan)
+                continue
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise V2Error(f"input {INPUT_NAME!r}: {where(len(values), shape)} is not a number")
             try:
@@ -277,8 +282,11 @@ def binary_output(request: InferRequest) -> bool:
     return binary
 
 
-def infer_response(model: ServedModel, request_id: str | None, prediction: np.ndarray, binary: bool) -> Response:
-    """The JSON response, or with `binary` the JSON header followed by the raw little-endian float32 output."""
+def infer_response(
+    model: ServedModel, request_id: str | None, prediction: np.ndarray, filled: list[int], binary: bool
+) -> Response:
+    """The JSON response, or with `binary` the JSON header followed by the raw little-endian float32 output;
+    the response parameter `filled` says how many gaps (NaN) were filled per wave."""
     output: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": DATATYPE, "shape": list(prediction.shape)}
     raw = prediction.astype("<f4").tobytes()
     if binary:
@@ -288,6 +296,7 @@ def infer_response(model: ServedModel, request_id: str | None, prediction: np.nd
     body: dict[str, Any] = {"model_name": model.ref.name, "model_version": model.ref.version}
     if request_id is not None:
         body["id"] = request_id
+    body["parameters"] = {"filled": filled}
     body["outputs"] = [output]
     header = json.dumps(body, separators=(",", ":")).encode()
     if not binary:
@@ -313,7 +322,8 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         horizon = requested_horizon(infer, model)
         binary = binary_output(infer)
         batch = input_batch(tensor, tail, model)
-        waves = [wave_array(w.tolist(), model.features, model.min_steps, f"wave {i}") for i, w in enumerate(batch)]
+        checked = [wave_array(w, model.features, model.min_steps, f"wave {i}") for i, w in enumerate(batch)]
+        waves, filled = [wave for wave, _ in checked], [count for _, count in checked]
     except (V2Error, WaveError) as exc:
         return error(400, str(exc))
     try:
@@ -326,7 +336,7 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         logger.exception("v2 inference failed")
         return error(500, f"inference failed: {exc}")
     prediction = np.stack([completion[:horizon] for completion in completions])
-    return infer_response(model, infer.id, prediction, binary)
+    return infer_response(model, infer.id, prediction, filled, binary)
 
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
