@@ -1,0 +1,135 @@
+import json
+
+import numpy as np
+import pytest
+
+from training.config import TrainConfig
+from training.synthetic import (
+    FAMILIES,
+    FAMILY_WEIGHTS,
+    SyntheticSource,
+    kernel_component,
+    moving_average,
+    periodic_shapes,
+    synthetic_series,
+)
+
+
+def lag_autocorrelation(series: np.ndarray, lag: int = 1) -> np.ndarray:
+    centered = series - series.mean(axis=1, keepdims=True)
+    return (centered[:, lag:] * centered[:, :-lag]).sum(axis=1) / (centered**2).sum(axis=1)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_is_finite_shaped_and_seeded(name):
+    first = FAMILIES[name](np.random.default_rng(3), 40, 450)
+    again = FAMILIES[name](np.random.default_rng(3), 40, 450)
+    other = FAMILIES[name](np.random.default_rng(4), 40, 450)
+    assert first.shape == (40, 450)
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    assert (first.std(axis=1) > 0).all()  # no family draws a flat line
+
+
+def test_reference_sines_are_unit_sines_with_reference_periods():
+    series = FAMILIES["reference_sines"](np.random.default_rng(0), 50, 2000)
+    assert np.abs(series).max() <= 1.0 + 1e-6
+    spectrum = np.abs(np.fft.rfft(series, axis=1))
+    period = 2000 / (spectrum[:, 1:].argmax(axis=1) + 1)
+    assert period.min() >= 2 * np.pi * 11 * 0.95 and period.max() <= 2 * np.pi * 31 * 1.05
+
+
+def test_sines_are_at_most_three_tones_no_faster_than_four_steps():
+    series = FAMILIES["sines"](np.random.default_rng(1), 200, 4096) * np.hanning(4096)
+    power = np.abs(np.fft.rfft(series, axis=1)) ** 2
+    frequency = np.fft.rfftfreq(4096)
+    assert (power[:, frequency > 0.26].sum(axis=1) / power.sum(axis=1)).max() < 1e-3
+    # three peaks (each with its window leakage, +-6 bins) hold nearly all the energy
+    remaining = power.copy()
+    for _ in range(3):
+        peak = remaining.argmax(axis=1)
+        for offset in range(-6, 7):
+            remaining[np.arange(200), np.clip(peak + offset, 0, power.shape[1] - 1)] = 0
+    assert (remaining.sum(axis=1) / power.sum(axis=1)).max() < 0.02
+
+
+def test_periodic_shapes_repeat_with_their_period():
+    rng = np.random.default_rng(2)
+    t = np.broadcast_to(np.arange(600.0), (30, 600))
+    shapes = periodic_shapes(rng, 30, t, np.full((30, 1), 25.0))
+    np.testing.assert_allclose(shapes[:, 25:], shapes[:, :-25], atol=1e-9)
+    assert len({tuple(np.round(row[:25], 6)) for row in shapes}) > 20  # many different shapes and phases
+
+
+def test_moving_average_keeps_window_one_and_smooths_longer_windows():
+    series = np.random.default_rng(0).standard_normal((2, 100))
+    smoothed = moving_average(series, np.array([1, 5]))
+    np.testing.assert_allclose(smoothed[0], series[0])
+    np.testing.assert_allclose(smoothed[1, 10], series[1, 6:11].mean())
+    assert smoothed[1, 20:].std() < series[1, 20:].std()
+
+
+def test_modulated_waves_stay_within_their_modulation_depth():
+    series = FAMILIES["modulated"](np.random.default_rng(5), 300, 1000)
+    assert np.abs(series).max() <= 1.9 + 1e-9
+    envelope = np.array([np.abs(row.reshape(10, 100)).max(axis=1) for row in series])
+    assert (envelope.max(axis=1) - envelope.min(axis=1) > 0.3).mean() > 0.2  # amplitude modulation changes it
+
+
+def test_trend_season_mostly_trends():
+    series = FAMILIES["trend_season"](np.random.default_rng(6), 400, 450)
+    drift = series[:, -100:].mean(axis=1) - series[:, :100].mean(axis=1)
+    assert (np.abs(drift) > 0.5).mean() > 0.5
+    assert (drift > 0.5).mean() > 0.2 and (drift < -0.5).mean() > 0.2  # both signs
+
+
+def test_stochastic_series_are_persistent():
+    series = FAMILIES["stochastic"](np.random.default_rng(7), 300, 450)
+    assert np.median(lag_autocorrelation(series)) > 0.7
+
+
+def test_kernel_components_have_their_kernel_property():
+    rng = np.random.default_rng(8)
+    linear = kernel_component(rng, "linear", 20, 300)
+    np.testing.assert_allclose(np.diff(linear, n=2, axis=1), 0, atol=1e-12)
+    rbf = kernel_component(rng, "rbf", 200, 300)
+    assert np.median(lag_autocorrelation(rbf)) > 0.5  # length scales of 3 steps or more: smooth
+    white = kernel_component(rng, "white", 200, 300)
+    assert np.abs(lag_autocorrelation(white)).max() < 0.3
+    periodic = kernel_component(rng, "periodic", 200, 2000)
+    assert np.isfinite(periodic).all() and np.median(lag_autocorrelation(periodic)) > 0.3
+
+
+def test_family_weights_choose_the_families():
+    series, family = synthetic_series(np.random.default_rng(9), 50, 200, {"sines": 1.0, "kernel": 0.0})
+    assert (family == 0).all()
+    np.testing.assert_allclose(series.mean(axis=1), 0, atol=1e-9)
+    np.testing.assert_allclose(series.std(axis=1), 1, atol=1e-6)
+    _, family = synthetic_series(np.random.default_rng(9), 4000, 50)
+    shares = np.bincount(family, minlength=len(FAMILY_WEIGHTS)) / 4000
+    np.testing.assert_allclose(shares, list(FAMILY_WEIGHTS.values()), atol=0.03)
+
+
+def test_source_batches_are_seeded_and_shaped():
+    source = SyntheticSource(features=5, max_observed=512)
+    observed, target = source.batch(np.random.default_rng(10), 16, 200, 150)
+    again, _ = source.batch(np.random.default_rng(10), 16, 200, 150)
+    assert observed.shape == (16, 200, 5) and target.shape == (16, 150, 5)
+    assert observed.dtype == target.dtype == np.float32
+    assert np.isfinite(observed).all() and np.isfinite(target).all()
+    np.testing.assert_array_equal(observed, again)
+    assert source.observed_range() == (60, 512)
+
+
+def test_source_validation_sets_and_description():
+    config = TrainConfig(validation_waves=8)
+    source = SyntheticSource(features=5)
+    sets = source.validation_sets(config)
+    assert [pair[0].shape for pair in sets] == [(8, 225, 5), (8, 100, 5), (8, 180, 5), (8, 300, 5)]
+    assert all(pair[1].shape == (8, 150, 5) for pair in sets)
+    for first, second in zip(sets, source.validation_sets(config), strict=True):
+        np.testing.assert_array_equal(first[0], second[0])
+    description = json.loads(json.dumps(source.describe()))
+    assert description["source"] == "synthetic"
+    assert description["families"] == FAMILY_WEIGHTS

@@ -1,0 +1,289 @@
+"""A broad synthetic family of waves for a general model that meets real series zero-shot.
+
+Every feature of a wave is its own series, drawn from one family by weight (`FAMILY_WEIGHTS`):
+
+- `reference_sines`: the reference data (training/data.py), from a random start;
+- `sines`: sums of 1-3 sinusoids, periods log-uniform in 4..400 steps;
+- `shapes`: square, sawtooth, triangle, pulse trains and harmonic series, some smoothed;
+- `modulated`: amplitude- or frequency-modulated sinusoids;
+- `trend_season`: a periodic part on a linear or slowly curving trend, with level shifts, some multiplicative;
+- `stochastic`: AR(1), AR(2) (some with a quasi-period) and random walks, some on a periodic part;
+- `kernel`: KernelSynth-style Gaussian-process series (Ansari et al., 2024): random sums and products of periodic,
+  RBF, rational-quadratic, linear and white-noise kernels, each drawn by its spectrum (random Fourier features).
+
+Then amplitude and offset (as in the reference augmentation) and, on the observed part only, observation noise:
+the target is the series without it. All draws come from the generator passed in, so a seed fixes a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.config import DataSpec, TrainConfig
+from training.data import add_noise, scale_and_offset, start_steps, unit_waves
+
+FAMILY_WEIGHTS = {
+    "reference_sines": 0.10,
+    "sines": 0.20,
+    "shapes": 0.15,
+    "modulated": 0.10,
+    "trend_season": 0.15,
+    "stochastic": 0.10,
+    "kernel": 0.20,
+}
+MIN_PERIOD, MAX_PERIOD = 4.0, 400.0
+NOISY_FRACTION = 0.7  # waves with observation noise; sigma uniform up to MAX_NOISE x the series' std
+MAX_NOISE = 0.25
+MIN_OBSERVED_STD = 0.25  # of the whole (standardized) series: flatter observed windows are replaced
+TAU = 2 * np.pi
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float, size) -> np.ndarray:
+    return np.exp(rng.uniform(np.log(low), np.log(high), size))
+
+
+def standardize(series: np.ndarray) -> np.ndarray:
+    """Zero mean, unit std per row (rows that are constant stay zero)."""
+    centered = series - series.mean(axis=1, keepdims=True)
+    return centered / np.maximum(centered.std(axis=1, keepdims=True), 1e-9)
+
+
+def time_axis(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """(m, length) steps from a random start, so no family always begins at the same point of its cycle."""
+    return rng.uniform(0, 1000, (m, 1)) + np.arange(length)[None, :]
+
+
+def reference_sines(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    spec = DataSpec()
+    return unit_waves(rng, m, length, 1, "train", spec, start_steps(rng, m, spec))[:, :, 0].astype(np.float64)
+
+
+def sines(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """Sums of 1-3 sinusoids with periods log-uniform in MIN_PERIOD..MAX_PERIOD."""
+    t = time_axis(rng, m, length)[:, :, None]
+    period = log_uniform(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 3))
+    amplitude = rng.uniform(0.2, 1.0, (m, 1, 3)) * (np.arange(3) < rng.integers(1, 4, (m, 1, 1)))
+    amplitude[:, :, 0] = 1.0
+    return (amplitude * np.sin(TAU * t / period + rng.uniform(0, TAU, (m, 1, 3)))).sum(axis=2)
+
+
+def moving_average(series: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Trailing moving average with a per-row window (1 = unchanged), same length (shorter windows at the start)."""
+    cumulative = np.concatenate([np.zeros((len(series), 1)), np.cumsum(series, axis=1)], axis=1)
+    end = np.arange(1, series.shape[1] + 1)[None, :]
+    begin = np.maximum(end - window[:, None], 0)
+    rows = np.arange(len(series))[:, None]
+    return (cumulative[rows, end] - cumulative[rows, begin]) / (end - begin)
+
+
+def periodic_shapes(rng: np.random.Generator, m: int, t: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Square, sawtooth, triangle, pulse train or harmonic series of the given periods, one kind per row."""
+    x = np.mod(t / period + rng.random((m, 1)), 1.0)
+    duty = rng.uniform(0.2, 0.8, (m, 1))
+    width = rng.uniform(0.03, 0.2, (m, 1))
+    harmonics = np.arange(1, 7)[None, None, :]
+    weights = rng.uniform(0.3, 1.0, (m, 1, 1)) ** (harmonics - 1) * rng.uniform(0.3, 1.0, (m, 1, 6))
+    phases = rng.uniform(0, TAU, (m, 1, 6))
+    kinds = [
+        np.where(x < duty, 1.0, -1.0),  # square
+        np.where(rng.random((m, 1)) < 0.5, x, 1.0 - x),  # sawtooth, rising or falling
+        1.0 - 2.0 * np.abs(2.0 * x - 1.0),  # triangle
+        (x < width).astype(np.float64),  # pulse train
+        (weights * np.sin(TAU * harmonics * x[:, :, None] + phases)).sum(axis=2),  # harmonic series
+    ]
+    return np.choose(rng.integers(0, len(kinds), (m, 1)), kinds)
+
+
+def shapes(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """Non-sinusoidal periodic shapes, half of them smoothed by a moving average up to a quarter period."""
+    t = time_axis(rng, m, length)
+    period = log_uniform(rng, 6.0, MAX_PERIOD, (m, 1))
+    series = periodic_shapes(rng, m, t, period)
+    window = np.where(rng.random(m) < 0.5, 1, np.maximum(1, (rng.uniform(0, 0.25, m) * period[:, 0]).astype(int)))
+    return moving_average(series, window)
+
+
+def modulated(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """Amplitude modulation (depth 0.2-0.9) or frequency modulation (+-5..30 % of the frequency)."""
+    t = time_axis(rng, m, length)
+    period = log_uniform(rng, MIN_PERIOD, 200.0, (m, 1))
+    slow = period * log_uniform(rng, 3.0, 30.0, (m, 1))
+    slow_phase = TAU * t / slow + rng.uniform(0, TAU, (m, 1))
+    phase = rng.uniform(0, TAU, (m, 1))
+    am = (1 + rng.uniform(0.2, 0.9, (m, 1)) * np.sin(slow_phase)) * np.sin(TAU * t / period + phase)
+    deviation = rng.uniform(0.05, 0.3, (m, 1)) * slow / period  # peak phase deviation for that frequency swing
+    fm = np.sin(TAU * t / period + phase + deviation * np.sin(slow_phase))
+    return np.where(rng.random((m, 1)) < 0.5, am, fm)
+
+
+def trend_season(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """A periodic part (sine, harmonics or shape) on a linear or curving trend, level shifts, some multiplicative."""
+    t = time_axis(rng, m, length)
+    period = log_uniform(rng, MIN_PERIOD, 200.0, (m, 1))
+    season = standardize(
+        np.where(rng.random((m, 1)) < 0.4, np.sin(TAU * t / period), periodic_shapes(rng, m, t, period))
+    )
+    u = np.linspace(0, 1, length)[None, :]
+    trend = rng.normal(0, 2.0, (m, 1)) * u + rng.normal(0, 1.0, (m, 1)) * u**2 * (rng.random((m, 1)) < 0.5)
+    shift_at = rng.integers(0, length, (m, 2))
+    shift_size = rng.normal(0, 1.0, (m, 2)) * (rng.random((m, 2)) < 0.15)
+    shifts = (shift_size[:, None, :] * (np.arange(length)[None, :, None] >= shift_at[:, None, :])).sum(axis=2)
+    strength = rng.uniform(0.2, 1.0, (m, 1))
+    multiplicative = rng.random((m, 1)) < 0.2
+    level = trend + shifts
+    growing = np.exp(0.5 * standardize(level))  # seasonal swing that grows with the level
+    return level + strength * season * np.where(multiplicative, growing, 1.0)
+
+
+def stochastic(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """AR(1), AR(2) with a quasi-period of 6-100 steps, or a random walk; a third on a periodic part."""
+    burn_in = 200
+    kind = rng.integers(0, 3, m)
+    phi1 = np.where(kind == 0, rng.uniform(0.5, 0.99, m), 0.0)
+    radius, period = rng.uniform(0.85, 0.995, m), log_uniform(rng, 6.0, 100.0, m)
+    phi1 = np.where(kind == 1, 2 * radius * np.cos(TAU / period), phi1)
+    phi2 = np.where(kind == 1, -(radius**2), 0.0)
+    phi1 = np.where(kind == 2, 1.0, phi1)
+    shocks = rng.standard_normal((m, length + burn_in))
+    series = np.zeros((m, length + burn_in))
+    for step in range(2, length + burn_in):
+        series[:, step] = phi1 * series[:, step - 1] + phi2 * series[:, step - 2] + shocks[:, step]
+    series = standardize(series[:, burn_in:])
+    with_season = rng.random((m, 1)) < 0.33
+    season = np.sin(TAU * time_axis(rng, m, length) / log_uniform(rng, MIN_PERIOD, 200.0, (m, 1)))
+    return series * np.where(with_season, rng.uniform(0.2, 0.7, (m, 1)), 1.0) + with_season * season
+
+
+def random_fourier(rng: np.random.Generator, t: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """A stationary GP sample by random Fourier features: frequencies (m, D) drawn from the kernel's spectrum."""
+    d = frequencies.shape[1]
+    weights, offsets = rng.standard_normal((len(t), 1, d)), rng.uniform(0, TAU, (len(t), 1, d))
+    return np.sqrt(2.0 / d) * (weights * np.cos(t[:, :, None] * frequencies[:, None, :] + offsets)).sum(axis=2)
+
+
+def kernel_component(rng: np.random.Generator, kind: str, m: int, length: int) -> np.ndarray:
+    """One GP sample per row for a kernel kind, with random hyperparameters."""
+    t = np.broadcast_to(np.arange(length, dtype=np.float64)[None, :], (m, length))
+    if kind == "periodic":  # ExpSineSquared: a random Fourier series whose harmonics fall off with the length scale
+        period = log_uniform(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 1))
+        k = np.arange(1, 11)[None, None, :]
+        std = np.exp(-0.5 * (k * rng.uniform(0.15, 1.0, (m, 1, 1))) ** 2)
+        coefficients = rng.standard_normal((m, 2, 10)) * std[:, 0, None, :]
+        angle = TAU * k * (t[:, :, None] / period)
+        return (coefficients[:, None, 0] * np.cos(angle) + coefficients[:, None, 1] * np.sin(angle)).sum(axis=2)
+    if kind == "rbf":
+        scale = log_uniform(rng, 3.0, length, (m, 1))
+        return random_fourier(rng, t, rng.standard_normal((m, 32)) / scale)
+    if kind == "rational_quadratic":  # a scale mixture of RBFs: per-feature precision ~ Gamma(alpha, 1/alpha)
+        scale, alpha = log_uniform(rng, 3.0, length, (m, 1)), rng.uniform(0.1, 2.0, (m, 1))
+        precision = rng.gamma(alpha, 1.0 / alpha, (m, 32))
+        return random_fourier(rng, t, rng.standard_normal((m, 32)) * np.sqrt(precision) / scale)
+    if kind == "linear":
+        return (t - rng.uniform(-length, 2 * length, (m, 1))) / length
+    return rng.standard_normal((m, length))  # white noise
+
+
+KERNELS = ("periodic", "periodic", "rbf", "rational_quadratic", "linear", "white")  # periodic drawn twice as often
+
+
+def kernel(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """KernelSynth: 1-3 kernels from the bank, combined by random sums and products."""
+    series = np.zeros((m, length))
+    parts = rng.integers(1, 4, m)
+    for slot in range(3):
+        kinds = rng.integers(0, len(KERNELS), m)
+        component = np.zeros((m, length))
+        for index, name in enumerate(KERNELS):
+            rows = np.flatnonzero(kinds == index)
+            if len(rows):
+                component[rows] = standardize(kernel_component(rng, name, len(rows), length))
+        white = (kinds == KERNELS.index("white"))[:, None]
+        component = np.where(white, 0.2 * component, component)  # white noise stays a small part
+        if slot == 0:
+            series = component
+            continue
+        product = rng.random((m, 1)) < 0.3
+        active = (slot < parts)[:, None]
+        combined = np.where(product, series * component, series + component)
+        series = np.where(active, combined, series)
+    return series
+
+
+FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
+    "reference_sines": reference_sines,
+    "sines": sines,
+    "shapes": shapes,
+    "modulated": modulated,
+    "trend_season": trend_season,
+    "stochastic": stochastic,
+    "kernel": kernel,
+}
+
+
+def synthetic_series(
+    rng: np.random.Generator, m: int, length: int, weights: dict[str, float] = FAMILY_WEIGHTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """`m` standardized series of `length` steps, each from a family drawn by weight; returns (series, family index)."""
+    names = list(weights)
+    probabilities = np.array([weights[name] for name in names], np.float64)
+    family = rng.choice(len(names), size=m, p=probabilities / probabilities.sum())
+    series = np.zeros((m, length))
+    for index, name in enumerate(names):
+        rows = np.flatnonzero(family == index)
+        if len(rows):
+            series[rows] = standardize(FAMILIES[name](rng, len(rows), length))
+    return series, family
+
+
+@dataclass(frozen=True)
+class SyntheticSource:
+    """Training and validation windows from the synthetic family (a BatchSource, see training/train.py)."""
+
+    features: int
+    min_observed: int = 60
+    max_observed: int = 300
+    weights: tuple[tuple[str, float], ...] = tuple(FAMILY_WEIGHTS.items())
+    max_amplitude_log10: float = 1.0
+    max_offset: float = 5.0
+
+    def batch(self, rng: np.random.Generator, n: int, observed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        length = observed + horizon
+        series, _ = synthetic_series(rng, n * self.features, length, dict(self.weights))
+        # A window whose observed part is (nearly) flat, e.g. between two pulses, says nothing of its future and
+        # normalizes the target to huge values: such rows are drawn again from the plain sines.
+        flat = np.flatnonzero(series[:, :observed].std(axis=1) < MIN_OBSERVED_STD)
+        if len(flat):
+            series[flat] = standardize(sines(rng, len(flat), length))
+        waves = series.reshape(n, self.features, length).transpose(0, 2, 1)
+        waves, amplitude, _ = scale_and_offset(rng, waves, self.max_amplitude_log10, self.max_offset)
+        sigma = rng.uniform(0.0, MAX_NOISE, (n, 1, self.features)) * amplitude
+        sigma *= rng.random((n, 1, self.features)) < NOISY_FRACTION
+        return add_noise(rng, waves[:, :observed], sigma), waves[:, observed:]
+
+    def observed_range(self) -> tuple[int, int]:
+        return self.min_observed, self.max_observed
+
+    def validation_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Clean unit reference sines (validation split) and synthetic windows at three observed lengths."""
+        rng = np.random.default_rng(config.seed + 1_000_003)
+        horizon, n = config.model.horizon, config.validation_waves
+        unit = unit_waves(rng, n, 2 * horizon + horizon // 2, self.features, "validation", config.data)
+        sets = [(unit[:, :-horizon], unit[:, -horizon:])]
+        for observed in (self.min_observed + 40, (self.min_observed + self.max_observed) // 2, self.max_observed):
+            sets.append(self.batch(rng, n, observed, horizon))
+        return sets
+
+    def describe(self) -> dict:
+        return {
+            "source": "synthetic",
+            "families": dict(self.weights),
+            "periods": [MIN_PERIOD, MAX_PERIOD],
+            "observed": [self.min_observed, self.max_observed],
+            "noisy_fraction": NOISY_FRACTION,
+            "max_noise": MAX_NOISE,
+            "max_amplitude_log10": self.max_amplitude_log10,
+            "max_offset": self.max_offset,
+        }
