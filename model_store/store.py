@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,8 @@ def write_version(store: Path, name: str, model_file: Path, manifest: dict[str, 
     """Publish `model_file` with `manifest` as the next version; atomic: built aside, then renamed."""
     store = Path(store)
     (store / name).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=store))
+    staging = store / f".staging-{name}-{secrets.token_hex(8)}"
+    staging.mkdir()  # unlike mkdtemp's 0700, the umask decides: a version is readable where the store is shared
     try:
         target = staging / MODEL_FILE
         shutil.copyfile(model_file, target)

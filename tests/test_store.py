@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -103,3 +105,19 @@ def test_missing_store_name_and_version(tmp_path, model_file):
     write_version(tmp_path, "m", model_file, {})
     with pytest.raises(ModelNotFoundError, match="no version '7'"):
         resolve_version(tmp_path, "m", "7")
+
+
+@pytest.mark.parametrize(("umask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_published_versions_follow_the_umask(tmp_path, model_file, umask, folder_mode, file_mode):
+    """A version trained on the host must be readable by the container's user (not 0700 from mkdtemp)."""
+    previous = os.umask(umask)
+    try:
+        version = write_version(tmp_path / "store", "m", model_file, {})
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "store" / "m" / str(version)
+    assert stat.S_IMODE(folder.stat().st_mode) == folder_mode
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == folder_mode
+    for name in ("model.keras", "manifest.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == file_mode
+    assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(".staging")]
