@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+
+from training.real_series import (
+    SERIES,
+    evaluate_real,
+    markdown_table,
+    persistence,
+    seasonal_naive,
+    window_mean,
+    windows,
+)
+
+
+def test_the_four_held_aside_series_are_marked():
+    held = {s.name for s in SERIES if s.held_aside}
+    assert held == {"sunspots_monthly", "electricity_halfhourly", "co2_weekly", "sst_monthly"}
+    assert len({s.domain for s in SERIES}) >= 5
+
+
+@pytest.mark.parametrize("series", SERIES, ids=lambda s: s.name)
+def test_every_series_ships_with_its_package_and_fits_a_window(series):
+    values = series.load()
+    assert values.ndim == 1 and np.isfinite(values).all()
+    observed, target = windows(values, 300, 150, series.period)
+    assert target.shape == (len(observed), 150)
+    assert observed.shape[1] >= max(60, series.period)
+    assert values.std() > 0
+
+
+def test_windows_are_contiguous_cuts_from_the_end():
+    values = np.arange(1000.0)
+    observed, target = windows(values, 300, 150, 12, max_windows=5)
+    assert observed.shape == (5, 300) and target.shape == (5, 150)
+    np.testing.assert_array_equal(target[:, 0], observed[:, -1] + 1)
+    assert target[0, -1] == 999  # the first window ends with the series
+    assert len(set(target[:, -1])) == 5
+    short_observed, _ = windows(values[:400], 300, 150, 12)
+    assert short_observed.shape == (1, 250)
+    with pytest.raises(ValueError, match="too short"):
+        windows(values[:200], 300, 150, 12)
+
+
+def test_simple_forecasts():
+    observed = np.tile(np.array([1.0, 2.0, 3.0]), 4)[None, :]
+    np.testing.assert_array_equal(seasonal_naive(observed, 7, 3), [[1, 2, 3, 1, 2, 3, 1]])
+    np.testing.assert_array_equal(persistence(observed, 2), [[3, 3]])
+    np.testing.assert_array_equal(window_mean(observed, 2), [[2, 2]])
+
+
+def test_seasonal_naive_scores_one_and_the_table_lists_every_series():
+    reports = [
+        evaluate_real(lambda o, h, period=item.period: seasonal_naive(o, h, period), 300, series=(item,))
+        for item in SERIES
+    ]
+    assert all(r["geometric_mean"]["model"] == 1.0 and r["meets_targets"] for r in reports)
+    report = evaluate_real(window_mean, 300)
+    assert report["geometric_mean"]["model"] == report["geometric_mean"]["window_mean"] > 1.0
+    assert not report["meets_targets"]
+    table = markdown_table(report)
+    assert all(s.name in table for s in SERIES)
+
+
+def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
+    from training.cli import main
+
+    assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--real"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["series"]) == {s.name for s in SERIES}
+    ratios = [e["relative_mae"]["model"] for e in report["series"].values()]
+    assert all(np.isfinite(r) and r > 0 for r in ratios)
+    assert report["context"] == 300 and report["geometric_mean"]["model"] > 0

@@ -1,0 +1,179 @@
+"""Real recorded series that ship inside Python packages (no downloads), and a zero-shot evaluation on them.
+
+Each series is cut into windows of the model's context plus the horizon (fewer observed steps when the series is
+shorter); the model completes the observed part and is scored by its MAE relative to seasonal naive (repeat the
+last cycle of the series' known period) on the same windows, next to the window mean and persistence. The
+series come from the optional extra `real` (`pip install -e '.[real]'`: statsmodels, pmdarima, vega_datasets).
+Four of them are the project's held-aside series: no model may ever be trained on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+GEOMETRIC_MEAN_TARGET = 1.0
+PER_SERIES_TARGET = 1.25
+
+
+def _statsmodels(name: str):
+    from statsmodels import datasets
+
+    return getattr(datasets, name).load_pandas().data
+
+
+def _pmdarima(name: str) -> np.ndarray:
+    from pmdarima import datasets
+
+    values = np.asarray(getattr(datasets, f"load_{name}")(), np.float64)
+    return values[np.isfinite(values)]  # ausbeer ends with a missing quarter
+
+
+def _vega(name: str, column: str) -> np.ndarray:
+    from vega_datasets import local_data
+
+    frame = getattr(local_data, name)().sort_values("date")
+    return frame[column].to_numpy(np.float64)
+
+
+def _co2() -> np.ndarray:
+    return _statsmodels("co2")["co2"].interpolate(limit_direction="both").to_numpy(np.float64)
+
+
+def _sst() -> np.ndarray:
+    return _statsmodels("elnino").drop(columns="YEAR").to_numpy(np.float64).ravel()
+
+
+def _sunspots_yearly() -> np.ndarray:
+    return _statsmodels("sunspots")["SUNACTIVITY"].to_numpy(np.float64)
+
+
+@dataclass(frozen=True)
+class RealSeries:
+    """One recorded series: where it comes from, its domain and its known period in steps."""
+
+    name: str
+    domain: str
+    period: int
+    held_aside: bool
+    description: str
+    load: Callable[[], np.ndarray]
+
+
+SERIES = (
+    RealSeries("sunspots_monthly", "astronomy", 132, True, "monthly sunspot numbers 1749-1983 (pmdarima)",
+               lambda: _pmdarima("sunspots")),
+    RealSeries("electricity_halfhourly", "energy", 48, True, "half-hourly electricity demand, England and Wales, "
+               "12 weeks of 2000 (pmdarima taylor)", lambda: _pmdarima("taylor")),
+    RealSeries("co2_weekly", "atmosphere", 52, True, "weekly CO2 at Mauna Loa 1958-2001, gaps interpolated "
+               "(statsmodels co2)", _co2),
+    RealSeries("sst_monthly", "ocean", 12, True, "monthly sea surface temperature, El Nino region 1950-2010 "
+               "(statsmodels elnino)", _sst),
+    RealSeries("sunspots_yearly", "astronomy", 11, False, "yearly sunspot activity 1700-2008 (statsmodels sunspots)",
+               _sunspots_yearly),
+    RealSeries("temperature_hourly_seattle", "weather", 24, False, "hourly temperature, Seattle 2010 "
+               "(vega_datasets seattle-temps)", lambda: _vega("seattle_temps", "temp")),
+    RealSeries("temperature_hourly_sf", "weather", 24, False, "hourly temperature, San Francisco 2010 "
+               "(vega_datasets sf-temps)", lambda: _vega("sf_temps", "temp")),
+    RealSeries("beer_quarterly", "production", 4, False, "quarterly Australian beer production 1956-2008 "
+               "(pmdarima ausbeer)", lambda: _pmdarima("ausbeer")),
+)  # fmt: skip
+
+
+def windows(
+    values: np.ndarray, context: int, horizon: int, period: int, max_windows: int = 24, stride: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows (observed (k, o), target (k, horizon)), o = min(context, len - horizon), ends spaced by `stride`
+    from the series' end backwards, at most `max_windows` of them evenly spread."""
+    observed = min(context, len(values) - horizon)
+    if observed < max(60, period):
+        raise ValueError(f"series of {len(values)} steps is too short for a horizon of {horizon} and period {period}")
+    ends = np.arange(len(values), observed + horizon - 1, -stride)
+    ends = ends[np.unique(np.linspace(0, len(ends) - 1, min(max_windows, len(ends))).round().astype(int))]
+    cut = np.stack([values[end - observed - horizon : end] for end in ends])
+    return cut[:, :observed], cut[:, observed:]
+
+
+def seasonal_naive(observed: np.ndarray, horizon: int, period: int) -> np.ndarray:
+    """Repeat the last `period` observed steps."""
+    last = observed[:, -period:]
+    return last[:, np.arange(horizon) % period]
+
+
+def window_mean(observed: np.ndarray, horizon: int) -> np.ndarray:
+    return np.repeat(observed.mean(axis=1, keepdims=True), horizon, axis=1)
+
+
+def persistence(observed: np.ndarray, horizon: int) -> np.ndarray:
+    return np.repeat(observed[:, -1:], horizon, axis=1)
+
+
+def geometric_mean(values: list[float]) -> float:
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def evaluate_real(
+    forecast: Callable[[np.ndarray, int], np.ndarray], context: int, horizon: int = 150, series=SERIES
+) -> dict:
+    """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE."""
+    report: dict = {"metric": "MAE / seasonal-naive MAE (known period)", "context": context, "series": {}}
+    for item in series:
+        observed, target = windows(item.load(), context, horizon, item.period)
+        mae = {
+            "model": np.abs(forecast(observed, horizon) - target).mean(),
+            "seasonal_naive": np.abs(seasonal_naive(observed, horizon, item.period) - target).mean(),
+            "window_mean": np.abs(window_mean(observed, horizon) - target).mean(),
+            "persistence": np.abs(persistence(observed, horizon) - target).mean(),
+        }
+        report["series"][item.name] = {
+            "domain": item.domain,
+            "period": item.period,
+            "held_aside": item.held_aside,
+            "description": item.description,
+            "windows": len(observed),
+            "observed_steps": observed.shape[1],
+            "seasonal_naive_mae": round(float(mae["seasonal_naive"]), 6),
+            "relative_mae": {
+                k: round(float(v / mae["seasonal_naive"]), 4) for k, v in mae.items() if k != "seasonal_naive"
+            },
+        }
+    entries = report["series"].values()
+    methods = ("model", "window_mean", "persistence")
+    report["geometric_mean"] = {m: round(geometric_mean([e["relative_mae"][m] for e in entries]), 4) for m in methods}
+    held = [e["relative_mae"]["model"] for e in entries if e["held_aside"]]
+    report["held_aside_geometric_mean"] = round(geometric_mean(held), 4) if held else None
+    worst = max(e["relative_mae"]["model"] for e in entries)
+    report["targets"] = {"geometric_mean": GEOMETRIC_MEAN_TARGET, "every_series": PER_SERIES_TARGET}
+    report["meets_targets"] = report["geometric_mean"]["model"] <= GEOMETRIC_MEAN_TARGET and worst <= PER_SERIES_TARGET
+    return report
+
+
+def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
+    """A univariate forecast from a Predictor: each window goes in as every feature, feature 0 comes back."""
+    features = predictor.features or 1
+
+    def forecast(observed: np.ndarray, horizon: int) -> np.ndarray:
+        waves = np.repeat(observed[:, :, None], features, axis=2).astype(np.float32)
+        return predictor(waves)[:, :horizon, 0].astype(np.float64)
+
+    return forecast
+
+
+def markdown_table(report: dict, label: str = "model") -> str:
+    """The real-series report as a Markdown table (relative MAE; below 1 beats seasonal naive)."""
+    lines = [
+        f"| series | domain | period | windows x observed | {label} | window mean | persistence |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, e in report["series"].items():
+        mark = " (held aside)" if e["held_aside"] else ""
+        r = e["relative_mae"]
+        lines.append(
+            f"| {name}{mark} | {e['domain']} | {e['period']} | {e['windows']} x {e['observed_steps']} "
+            f"| **{r['model']:.3f}** | {r['window_mean']:.3f} | {r['persistence']:.3f} |"
+        )
+    g = report["geometric_mean"]
+    lines.append(f"| geometric mean | | | | **{g['model']:.3f}** | {g['window_mean']:.3f} | {g['persistence']:.3f} |")
+    return "\n".join(lines)
