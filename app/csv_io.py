@@ -110,7 +110,7 @@ def wants_csv(request: Request) -> bool:
 
 
 class CsvOrJsonRoute(APIRoute):
-    """Routes that take JSON (parsed by pydantic-core) or CSV: a CSV body (plus ?horizon=) becomes the JSON body."""
+    """Routes that take JSON (parsed by pydantic-core) or CSV: a CSV body (plus ?horizon=, ?model=) becomes the JSON body."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
@@ -136,6 +136,8 @@ class CsvOrJsonRoute(APIRoute):
         except UnicodeDecodeError as error:
             raise WaveError(f"CSV body is not UTF-8 text: {error}") from None
         body: dict = {"wave": parse_csv(text)}
+        if "model" in request.query_params:
+            body["model"] = request.query_params["model"]
         if "horizon" in request.query_params:
             horizon = request.query_params["horizon"].strip()
             body["horizon"] = int(horizon) if horizon.isdecimal() else horizon  # a string is refused as not an integer

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.limits import LIMITS
+from app.registry import UnknownModelError
 from app.validation import WaveError
 
 
@@ -78,6 +79,10 @@ async def wave_error(request: Request, exc: WaveError) -> JSONResponse:
     return error_response(422, [str(exc)])
 
 
+async def unknown_model(request: Request, exc: UnknownModelError) -> JSONResponse:
+    return error_response(404, [str(exc)])
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return error_response(exc.status_code, [detail], getattr(exc, "headers", None))
@@ -87,4 +92,5 @@ def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(WaveError, wave_error)
+    app.add_exception_handler(UnknownModelError, unknown_model)
     app.add_exception_handler(StarletteHTTPException, http_error)

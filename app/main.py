@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestContext
 from app.routers import admin, health, metrics, model, page, plot, predict, v2
 from app.settings import Settings, get_settings
-from training.xla_flags import keep_calls_on_one_core
+from training.xla_flags import keep_calls_on_one_core, use_compile_cache
 
 keep_calls_on_one_core()  # one inference worker per core (see app/batching.py)
 
@@ -31,33 +31,38 @@ DESCRIPTION = """
 Completes multi-feature waves. Send the observed part of a wave (T steps x F features, F = 5 for the default
 model) and get the next steps (up to 150) back, predicted by a sequence-to-sequence LSTM.
 
+Several models may be served: `GET /models` lists them with their own limits (features, horizon, input length);
+a request chooses one with `"model": "NAME"` in its JSON body (`?model=NAME` for CSV bodies and GET endpoints),
+otherwise the default model answers. The limits in this document are those every served model accepts.
+
 Rows and columns in error messages are counted from 0.
 """
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Load, verify and warm up the model before serving (unless preloaded); stop the batchers on shutdown."""
-    from app.model_service import load_served_model
+    """Load, verify and warm up the models before serving (unless preloaded); stop their batchers on shutdown."""
+    from app.model_service import load_registry
 
-    served = app.state.preloaded or load_served_model(app.state.settings, app.state.metrics)
+    registry = app.state.preloaded or load_registry(app.state.settings, app.state.metrics)
     app.state.preloaded = None
-    served.batcher.start()
-    app.state.served_model = served
-    app.state.metrics.model.info({"name": served.ref.name, "version": served.ref.version})
+    for served in registry:
+        served.batcher.start()
+        app.state.metrics.serving(served.ref)
+    app.state.registry = registry
     freeze_heap()
     try:
         yield
     finally:
-        current, app.state.served_model = app.state.served_model, None
+        current, app.state.registry = app.state.registry, None
         await asyncio.gather(*app.state.retiring)
-        await current.batcher.stop()
+        await asyncio.gather(*(served.batcher.stop() for served in current))
 
 
 def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
     """A new application configured by `settings` (default: from the environment).
 
-    `preloaded` is an already loaded ServedModel (the console script loads it first to fail fast and clearly).
+    `preloaded` is an already loaded ModelRegistry (the console script loads it first to fail fast and clearly).
     """
     app = FastAPI(
         title="Wave completion service",
@@ -66,9 +71,10 @@ def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    use_compile_cache(app.state.settings.compile_cache)  # before the first XLA compilation in the process
     app.state.metrics = Metrics()
     app.state.preloaded = preloaded
-    app.state.served_model = None
+    app.state.registry = None
     app.state.reload_lock = asyncio.Lock()
     app.state.retiring = set()
     errors.install(app)
@@ -91,7 +97,7 @@ app = create_app()
 
 
 def run() -> None:
-    """Console script `wave-serve` (and `python -m app`): load the model, then serve it with uvicorn.
+    """Console script `wave-serve` (and `python -m app`): load the models, then serve them with uvicorn.
 
     A missing store or version, a corrupt file or a checksum mismatch ends the process with one log line and
     exit code 2. SIGTERM stops accepting, lets in-flight requests finish, and exits 0.
@@ -102,14 +108,14 @@ def run() -> None:
     import uvicorn
 
     from app.logging_setup import configure_logging
-    from app.model_service import load_served_model
+    from app.model_service import load_registry
     from model_store import StoreError
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format == "json")
     application = create_app(settings)
     try:
-        application.state.preloaded = load_served_model(settings, application.state.metrics)
+        application.state.preloaded = load_registry(settings, application.state.metrics)
     except StoreError as error:
         logger.error("cannot start: %s", error)
         sys.exit(2)

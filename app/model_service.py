@@ -1,9 +1,10 @@
-"""The loaded model and everything the request path needs from it, prepared once at start-up."""
+"""The loaded models and everything the request path needs from them, prepared once at start-up."""
 
 from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,14 +12,17 @@ import numpy as np
 from app.batching import MicroBatcher
 from app.limits import LIMITS
 from app.metrics import Metrics
-from app.schemas import InputLength, LayerInfo, ModelRef, ModelSummary
+from app.registry import ModelRegistry, parse_model_list
+from app.schemas import ANY_FEATURES, InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
-from model_store import CorruptModelError
+from model_store import CorruptModelError, ModelNotFoundError, list_models
 from training.data import unit_waves
 from training.loading import load_model
 from training.predict import Predictor
 
 logger = logging.getLogger("app")
+
+PARALLEL_LOADS = 2  # models loaded and compiled at the same time at start-up
 
 
 @dataclass
@@ -26,7 +30,7 @@ class ServedModel:
     """A verified, warmed-up model with its metadata and its batcher."""
 
     ref: ModelRef
-    features: int
+    features: int | None  # None: any number of features (a channel-independent model)
     horizon: int
     min_steps: int
     context: int
@@ -34,50 +38,80 @@ class ServedModel:
     batcher: MicroBatcher
     summary: ModelSummary
 
+    @property
+    def example_features(self) -> int:
+        """Features of the waves to show and smoke-test it with: its own, or those it was trained on."""
+        return self.features or self.summary.trained_features
 
-def load_served_model(settings: Settings, metrics: Metrics, version: str | None = None) -> ServedModel:
-    """Load and verify a version (default: the configured one), warm up and smoke-test it, and describe it."""
-    loaded = load_model(settings.store, settings.model_name, version or settings.model_version)
+
+def chosen_models(settings: Settings) -> dict[str, str]:
+    """{name: version} to serve: WAVE_MODELS, or every model in the store; the default model must be one of them."""
+    chosen = parse_model_list(settings.models) if settings.models else dict.fromkeys(list_models(settings.store))
+    if settings.model_name not in chosen:
+        served = ", ".join(repr(name) for name in chosen) or "none"
+        where = "WAVE_MODELS" if settings.models else f"the store {settings.store}"
+        raise ModelNotFoundError(f"the default model {settings.model_name!r} is not in {where} (it has {served})")
+    chosen.setdefault(settings.model_name, None)
+    if chosen[settings.model_name] is None:
+        chosen[settings.model_name] = settings.model_version
+    return {name: version or "latest" for name, version in chosen.items()}
+
+
+def load_registry(settings: Settings, metrics: Metrics) -> ModelRegistry:
+    """Load every chosen model, PARALLEL_LOADS at a time; the first failure (a StoreError) is raised."""
+    chosen = chosen_models(settings)
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_LOADS, len(chosen)), thread_name_prefix="load") as pool:
+        futures = {
+            name: pool.submit(load_served_model, settings, metrics, name, version) for name, version in chosen.items()
+        }
+        models = {name: future.result() for name, future in futures.items()}
+    return ModelRegistry(models, settings.model_name)
+
+
+def load_served_model(settings: Settings, metrics: Metrics, name: str, version: str) -> ServedModel:
+    """Load and verify a version of a model, warm up and smoke-test it, and describe it."""
+    loaded = load_model(settings.store, name, version)
     architecture = loaded.manifest["architecture"]
     predict = Predictor(loaded.model, settings.max_batch_size)
     predict.warm_up()
-    features, horizon, context = predict.features, predict.horizon, predict.context
     min_steps = max(architecture["min_input_length"], LIMITS.min_steps)
-    smoke_test(predict, min_steps)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
+    summary = describe(loaded.model, loaded.manifest, ref, predict.features, min_steps, predict.context)
+    smoke_test(predict, predict.features or summary.trained_features, min_steps)
     logger.info("loaded model %s version %s from %s", ref.name, ref.version, loaded.path)
     batcher = MicroBatcher(
         predict,
-        settings.max_batch_size,
+        predict.buckets[-1],  # rows: max_batch_size waves as wide as the model was trained on
         settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
         workers=settings.inference_workers,
         sizes=predict.buckets,
-        observe_batch=metrics.observe_batch,
+        rows=predict.rows,
+        observe_batch=metrics.batch_observer(ref.name),
     )
     return ServedModel(
         ref=ref,
-        features=features,
-        horizon=horizon,
+        features=predict.features,
+        horizon=predict.horizon,
         min_steps=min_steps,
-        context=context,
+        context=predict.context,
         predict=predict,
         batcher=batcher,
-        summary=describe(loaded.model, loaded.manifest, ref, min_steps, context),
+        summary=summary,
     )
 
 
-def smoke_test(predict: Predictor, min_steps: int) -> None:
-    """Check that real and flat waves of several lengths give finite answers of the right shape."""
-    waves = unit_waves(np.random.default_rng(0), 3, predict.context, predict.features, split="test")
-    batch = [waves[0, -min_steps:], waves[1], np.zeros((min_steps + 7, predict.features), np.float32)]
+def smoke_test(predict: Predictor, features: int, min_steps: int) -> None:
+    """Check that real and flat waves of several lengths (`features` wide) give finite answers of the right shape."""
+    waves = unit_waves(np.random.default_rng(0), 3, predict.context, features, split="test")
+    batch = [waves[0, -min_steps:], waves[1], np.zeros((min_steps + 7, features), np.float32)]
     out = predict(batch)
-    if out.shape != (len(batch), predict.horizon, predict.features) or not np.isfinite(out).all():
+    if out.shape != (len(batch), predict.horizon, features) or not np.isfinite(out).all():
         raise CorruptModelError(f"smoke prediction failed: shape {out.shape}, finite {np.isfinite(out).all()}")
 
 
-def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int) -> ModelSummary:
-    """The /model/summary answer, built once."""
+def describe(model, manifest: dict, ref: ModelRef, features: int | None, min_steps: int, context: int) -> ModelSummary:
+    """The /model/summary answer, built once (`features` None: any number)."""
     architecture = manifest["architecture"]
     text = io.StringIO()
     model.summary(
@@ -89,7 +123,8 @@ def describe(model, manifest: dict, ref: ModelRef, min_steps: int, context: int)
     return ModelSummary(
         name=ref.name,
         version=ref.version,
-        features=architecture["features"],
+        features=ANY_FEATURES if features is None else features,
+        trained_features=architecture["features"],
         horizon=architecture["horizon"],
         input_length=InputLength(min=min_steps, max=LIMITS.max_steps, context=context),
         total_params=int(model.count_params()),

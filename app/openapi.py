@@ -1,30 +1,62 @@
-"""The OpenAPI document, fitted to the served model: exact row width, horizon and minimum length."""
+"""The OpenAPI document, fitted to the served models: the limits every one of them accepts, and their names.
+
+Each model's own limits are in GET /models; the document keeps to what all of them accept, so every request it
+describes as valid is answered by whichever model the request names.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-ROW, HORIZON, WAVE = "x-wave-row", "x-wave-horizon", "x-wave-steps"
+from app.registry import ModelRegistry
+
+ROW, HORIZON, WAVE, MODEL = "x-wave-row", "x-wave-horizon", "x-wave-steps", "x-wave-model"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
-def fit_to_model(node: Any, features: int, horizon: int, min_steps: int) -> None:
-    """Set the limits that depend on the model on every schema marked with one of the x-wave-* keys."""
+@dataclass(frozen=True)
+class CommonLimits:
+    """What every served model accepts."""
+
+    features: int | None  # None: no one width all take (or all take any); the schema keeps 1..max_features
+    horizon: int
+    min_steps: int
+    names: list[str]
+
+
+def common_limits(registry: ModelRegistry) -> CommonLimits:
+    """The widest limits all served models accept: one row width if all fixed ones agree, the least horizon, the
+    largest minimum length."""
+    widths = {model.features for model in registry if model.features is not None}
+    return CommonLimits(
+        features=widths.pop() if len(widths) == 1 else None,
+        horizon=min(model.horizon for model in registry),
+        min_steps=max(model.min_steps for model in registry),
+        names=sorted(model.ref.name for model in registry),
+    )
+
+
+def fit_to_models(node: Any, limits: CommonLimits) -> None:
+    """Set the limits that depend on the models on every schema marked with one of the x-wave-* keys."""
     if isinstance(node, dict):
-        if node.get(ROW):
-            node["minItems"] = node["maxItems"] = features
+        if node.get(ROW) and limits.features is not None:
+            node["minItems"] = node["maxItems"] = limits.features
         if node.get(HORIZON):
-            node["maximum"] = horizon
+            node["maximum"] = limits.horizon
         if node.get(WAVE):
-            node["minItems"] = max(node.get("minItems", 0), min_steps)
+            node["minItems"] = max(node.get("minItems", 0), limits.min_steps)
+        if node.get(MODEL):
+            choices = next((option for option in node.get("anyOf", []) if option.get("type") == "string"), node)
+            choices["enum"] = limits.names
         for value in node.values():
-            fit_to_model(value, features, horizon, min_steps)
+            fit_to_models(value, limits)
     elif isinstance(node, list):
         for value in node:
-            fit_to_model(value, features, horizon, min_steps)
+            fit_to_models(value, limits)
 
 
 def use_error_schema_for_422(schema: dict) -> None:
@@ -39,17 +71,17 @@ def use_error_schema_for_422(schema: dict) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """Replace app.openapi: the document is built once a model is served, and again after a model swap."""
+    """Replace app.openapi: the document is built once the models are served, and again after a model swap."""
 
     def openapi() -> dict:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         use_error_schema_for_422(schema)
-        served = app.state.served_model
-        if served is None:
-            return schema  # not cached: the limits are fitted once the model is loaded
-        fit_to_model(schema, served.features, served.horizon, served.min_steps)
+        registry = app.state.registry
+        if registry is None:
+            return schema  # not cached: the limits are fitted once the models are loaded
+        fit_to_models(schema, common_limits(registry))
         app.openapi_schema = schema
         return schema
 

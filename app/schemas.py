@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +59,20 @@ Horizon = Annotated[
 ]
 
 
+ModelName = Annotated[
+    str | None,
+    Field(
+        description="the model to complete with (GET /models lists them); default: the default model",
+        json_schema_extra={"x-wave-model": True},
+    ),
+]
+ANY_FEATURES = "any"
+Features = Annotated[
+    int | Literal["any"],
+    Field(description="values per row the model takes: a number, or 'any' (a channel-independent model)"),
+]
+
+
 class ModelRef(BaseModel):
     name: str = Field(description="model name in the store")
     version: str = Field(description="model version in the store")
@@ -71,6 +85,7 @@ class PredictRequest(BaseModel):
 
     wave: Wave
     horizon: Horizon = LIMITS.max_horizon
+    model: ModelName = None
 
 
 class PredictResponse(BaseModel):
@@ -98,6 +113,7 @@ class BatchPredictRequest(BaseModel):
         ),
     )
     horizon: Horizon = LIMITS.max_horizon
+    model: ModelName = None
 
 
 class BatchPredictResponse(BaseModel):
@@ -123,7 +139,8 @@ class LayerInfo(BaseModel):
 class ModelSummary(BaseModel):
     name: str
     version: str
-    features: int
+    features: Features
+    trained_features: int = Field(description="values per row of the waves the model was trained on")
     horizon: int
     input_length: InputLength
     total_params: int
@@ -132,6 +149,20 @@ class ModelSummary(BaseModel):
     text: str = Field(description="the Keras summary as text")
     metrics: dict = Field(description="held-out evaluation from the model's manifest")
     trained_at: str | None
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="model name: send it as `model` to choose this model")
+    version: str = Field(description="the served version")
+    default: bool = Field(description="true for the model that answers requests naming none")
+    features: Features
+    horizon: int = Field(description="most steps it predicts")
+    input_length: InputLength
+    metrics: dict = Field(description="held-out evaluation from the model's manifest")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo] = Field(description="every served model, the default first")
 
 
 class HealthStatus(BaseModel):

@@ -8,10 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import model_store
+from app.registry import parse_model_list
+from training.xla_flags import default_compile_cache
 
 DEFAULT_STORE = Path(model_store.__file__).resolve().parent
 
@@ -34,8 +36,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAVE_", env_file=None, protected_namespaces=())
 
     store: Path = Field(DEFAULT_STORE, description="model store folder (<store>/<name>/<version>/)")
-    model_name: str = Field("wave", description="model name inside the store")
-    model_version: str = Field("latest", description="version number, or 'latest'")
+    models: str | None = Field(
+        None, description="models to serve, 'name[:version],...' (default: every model in the store, at its latest)"
+    )
+    model_name: str = Field("wave", description="the default model: answers requests that name none")
+    model_version: str = Field("latest", description="the default model's version when WAVE_MODELS gives none")
     host: str = Field("127.0.0.1", description="address uvicorn binds")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")
     log_level: str = Field("info", description="log level: debug, info, warning, error")
@@ -53,6 +58,18 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of one request's inference; then 504")
     api_key: SecretStr | None = Field(None, description="if set, inference needs header X-API-Key with this value")
     admin_token: SecretStr | None = Field(None, description="bearer token of /admin endpoints; unset: they are off")
+    compile_cache: str = Field(
+        default_factory=lambda: str(default_compile_cache()),
+        description="folder of XLA's compiled programs, reused by the next start; empty: no cache",
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _model_list(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # unset or blank: every model in the store
+        parse_model_list(value)
+        return value
 
 
 @lru_cache

@@ -13,18 +13,21 @@ class WaveError(ValueError):
 
 
 def wave_array(
-    wave: list[list[float | None]] | np.ndarray, features: int, min_steps: int, label: str = "wave"
+    wave: list[list[float | None]] | np.ndarray, features: int | None, min_steps: int, label: str = "wave"
 ) -> tuple[np.ndarray, int]:
     """The wave as float32 (steps, features) with its gaps (None or NaN) filled, and how many were filled.
 
     WaveError names the first problem (rows and columns are 0-based): a short wave, a row of the wrong width, an
     infinite or too large value, or a feature with no value or more than LIMITS.max_gap_fraction missing.
+    `features` None (a model that takes any number): every row as wide as the first.
     """
     if len(wave) < min_steps:
         raise WaveError(f"{label} has {len(wave)} steps, at least {min_steps} are needed")
+    width = features if features is not None or not len(wave) else len(wave[0])
+    expects = f"the model expects {features}" if features is not None else f"row 0 has {width}"
     for row, values in enumerate(wave):
-        if len(values) != features:
-            raise WaveError(f"{label}: row {row} has {len(values)} values, the model expects {features}")
+        if len(values) != width:
+            raise WaveError(f"{label}: row {row} has {len(values)} values, {expects}")
     array = np.asarray(wave, dtype=np.float64)  # None becomes NaN: a gap
     infinite = np.isinf(array)
     if infinite.any():

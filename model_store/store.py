@@ -49,6 +49,14 @@ def list_versions(store: Path, name: str) -> list[int]:
     )
 
 
+def list_models(store: Path) -> list[str]:
+    """Model names in the store that have at least one published version, sorted."""
+    store = Path(store)
+    if not store.is_dir():
+        raise ModelNotFoundError(f"model store {store} does not exist")
+    return sorted(entry.name for entry in store.iterdir() if entry.is_dir() and list_versions(store, entry.name))
+
+
 def resolve_version(store: Path, name: str, version: int | str | None = None) -> int:
     """The requested version, or the latest when `version` is None or "latest"."""
     store = Path(store)

@@ -72,6 +72,20 @@ def two_version_store(tmp_path_factory, default_store) -> Path:
     return store
 
 
+@pytest.fixture(scope="session")
+def two_model_store(tmp_path_factory, default_store, tiny_store) -> Path:
+    """The default model (`wave` at its latest version) and `tiny` version 1, side by side."""
+    import shutil
+
+    from model_store import resolve_version
+
+    store = tmp_path_factory.mktemp("two_models")
+    source = default_store / DEFAULT_MODEL / str(resolve_version(default_store, DEFAULT_MODEL))
+    shutil.copytree(source, store / DEFAULT_MODEL / source.name)
+    shutil.copytree(tiny_store / "tiny", store / "tiny")
+    return store
+
+
 @asynccontextmanager
 async def started_app(**settings):
     """An app with these settings, started through its lifespan, and an ASGI httpx client to it."""

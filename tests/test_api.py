@@ -241,7 +241,7 @@ async def test_unknown_route_is_a_json_404(client):
 
 
 async def test_no_retracing_across_batch_sizes_and_lengths(client, served_app):
-    served = served_app.state.served_model
+    served = served_app.state.registry.get()
     traces = served.predict.trace_count()
     waves = [wave(steps=n, seed=n) for n in (60, 61, 97, 150, 299, 300, 301, 1000)]
     await asyncio.gather(*(client.post("/predict", json={"wave": w}) for w in waves))
@@ -253,7 +253,7 @@ async def test_concurrent_requests_are_batched_together(client, served_app):
     registry = served_app.state.metrics.registry
 
     def sample(name: str) -> float:
-        return registry.get_sample_value(f"wave_inference_batch_size_{name}") or 0.0
+        return registry.get_sample_value(f"wave_inference_batch_size_{name}", {"model": "wave"}) or 0.0
 
     before_calls, before_waves = sample("count"), sample("sum")
     body = {"wave": wave(steps=200, seed=77)}

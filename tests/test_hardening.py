@@ -148,7 +148,8 @@ async def test_reload_swaps_versions_and_refuses_broken_ones(two_version_store, 
         assert still.status_code == 200 and still.json()["model"]["version"] == "2"
         assert (await http.get("/model/summary")).json()["version"] == "2"
         metrics = (await http.get("/metrics")).text
-        assert 'wave_model_info{name="wave",version="2"} 1.0' in metrics
+        assert 'wave_model_info{model="wave",version="2"} 1.0' in metrics
+        assert 'version="1"' not in metrics  # the replaced version is no longer reported
 
 
 async def test_request_id_is_echoed_or_made(client):
@@ -165,9 +166,9 @@ async def test_metrics_count_requests_batches_and_model(client):
     assert 'wave_http_requests_total{method="POST",route="/predict",status="200"}' in text
     assert 'wave_http_requests_total{method="POST",route="/predict",status="422"}' in text
     assert "wave_http_request_duration_seconds_bucket" in text
-    assert "wave_inference_batch_size_count" in text and "wave_queue_depth" in text
+    assert 'wave_inference_batch_size_count{model="wave"}' in text and 'wave_queue_depth{model="wave"}' in text
     assert "wave_inference_seconds_count" in text
-    assert 'wave_model_info{name="wave"' in text
+    assert 'wave_model_info{model="wave"' in text
 
 
 async def test_csv_in_and_out(client):

@@ -52,7 +52,7 @@ async def native_prediction(client, w: np.ndarray, horizon: int) -> np.ndarray:
 
 @pytest.fixture
 def ref(served_app) -> tuple[str, str]:
-    model = served_app.state.served_model
+    model = served_app.state.registry.get()
     return model.ref.name, model.ref.version
 
 
@@ -381,7 +381,7 @@ async def test_overload_and_deadline_answer_in_protocol_form(client, served_app,
     async def failing(waves, timeout=None):
         raise raised
 
-    monkeypatch.setattr(served_app.state.served_model.batcher, "complete", failing)
+    monkeypatch.setattr(served_app.state.registry.get().batcher, "complete", failing)
     response = await client.post(f"/v2/models/{ref[0]}/infer", json=infer_body(BATCH[:1]))
     assert response.status_code == status and str(raised) in response.json()["error"]
 

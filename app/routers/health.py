@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.dependencies import current_model
+from app.dependencies import current_registry
 from app.schemas import HealthStatus
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -17,10 +17,10 @@ async def live() -> HealthStatus:
 @router.get(
     "/ready",
     response_model=HealthStatus,
-    summary="200 once the model is loaded and warmed up, 503 before",
+    summary="200 once every model is loaded and warmed up, 503 before",
     responses={503: {"model": HealthStatus}},
 )
 async def ready(request: Request):
-    if current_model(request) is None:
+    if current_registry(request) is None:
         return JSONResponse({"status": "model not loaded"}, status_code=503)
     return HealthStatus(status="ok")

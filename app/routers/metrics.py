@@ -14,6 +14,6 @@ router = APIRouter(tags=["metrics"])
 )
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    served = state.served_model
-    state.metrics.queue_depth.set(served.batcher.queue_depth if served else 0)
+    for served in state.registry or ():
+        state.metrics.queue_depth.labels(model=served.ref.name).set(served.batcher.queue_depth)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -37,18 +37,23 @@ async def index() -> FileResponse:
     "/samples",
     response_model=SamplesResponse,
     summary="Sample waves from the held-out test split, with the truth",
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def samples(
     model: ModelDep,
     count: Annotated[int, Query(ge=1, le=MAX_SAMPLES, description=f"how many samples, 1 to {MAX_SAMPLES}")] = 5,
     seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="same seed, same samples")] = 0,
 ) -> SamplesResponse:
-    """Observed parts of 100 to 300 steps with random amplitude and offset, and the next `horizon` true steps."""
+    """Observed parts of 100 to 300 steps with random amplitude and offset, and the next `horizon` true steps.
+
+    For the model named by `?model=` (default: the default model): as many features as it takes (for a model
+    that takes any number, as many as it was trained on) and its horizon.
+    """
+    features = model.example_features
     return SamplesResponse(
         seed=seed,
         split="test",
-        features=model.features,
+        features=features,
         horizon=model.horizon,
-        samples=sample_waves(seed, count, model.features, model.horizon),
+        samples=sample_waves(seed, count, features, model.horizon),
     )

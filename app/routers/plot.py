@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from app.dependencies import ModelDep
+from app.dependencies import RegistryDep
 from app.routers.predict import ERRORS, complete
 from app.schemas import PredictRequest
 from app.security import require_api_key
@@ -31,8 +31,9 @@ PREDICTED_COLOR = "#d9480f"
         200: {"content": {"image/png": {}}, "description": "one panel per feature: observed steps and completion"},
     },
 )
-async def predict_plot(body: PredictRequest, model: ModelDep, request: Request) -> Response:
+async def predict_plot(body: PredictRequest, registry: RegistryDep, request: Request) -> Response:
     """The same JSON body as /predict; the answer is an image/png with one panel per feature."""
+    model = registry.get(body.model)
     (prediction,), _ = await complete(model, [body.wave], ["wave"], body.horizon, request)
     title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
     observed = np.asarray(body.wave, dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from app.batching import DeadlineExceeded, Overloaded
 from app.csv_io import CSV, FILLED_HEADER, CsvOrJsonRoute, to_csv, wants_csv
-from app.dependencies import ModelDep
+from app.dependencies import RegistryDep
 from app.limits import LIMITS
 from app.model_service import ServedModel
 from app.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
@@ -17,6 +17,7 @@ router = APIRouter(tags=["predict"], route_class=CsvOrJsonRoute, dependencies=[D
 
 ERRORS = {
     401: {"model": ErrorResponse, "description": "an API key is configured and the request lacks it"},
+    404: {"model": ErrorResponse, "description": "no such model; `detail` names the served ones"},
     413: {"model": ErrorResponse, "description": "the request body is too large"},
     415: {"model": ErrorResponse, "description": "the Content-Type is neither JSON nor CSV"},
     422: {"model": ErrorResponse, "description": "the request is invalid; `detail` says why"},
@@ -69,12 +70,19 @@ async def complete(
                 "required": False,
                 "schema": {"type": "integer", "minimum": 1, "maximum": LIMITS.max_horizon},
                 "description": "steps to predict for a CSV body (JSON bodies carry `horizon` inside)",
-            }
+            },
+            {
+                "name": "model",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "x-wave-model": True},
+                "description": "the model for a CSV body (JSON bodies carry `model` inside); default: the default model",
+            },
         ],
         "requestBody": {"content": {CSV: {"schema": {"type": "string"}, "example": CSV_EXAMPLE}}},
     },
 )
-async def predict(body: PredictRequest, model: ModelDep, request: Request):
+async def predict(body: PredictRequest, registry: RegistryDep, request: Request):
     """Send the observed steps of a wave; get the next `horizon` steps.
 
     Gaps: `null` values are filled before the model (linear inside, the nearest value at the ends); `filled`
@@ -84,6 +92,7 @@ async def predict(body: PredictRequest, model: ModelDep, request: Request):
     `?horizon=` in the query; `,`, `;` or tab delimited, decimal commas with `;` or tab, an empty cell or
     `nan`/`NA` is a gap) and/or `Accept: text/csv` to get CSV back (gaps filled in the `X-Wave-Filled` header).
     """
+    model = registry.get(body.model)
     (prediction,), (filled,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
     if wants_csv(request):
         return Response(to_csv(prediction), media_type=CSV, headers={FILLED_HEADER: str(filled)})
@@ -96,8 +105,9 @@ async def predict(body: PredictRequest, model: ModelDep, request: Request):
     summary="Complete several waves (lengths may differ)",
     responses=ERRORS,
 )
-async def predict_batch(body: BatchPredictRequest, model: ModelDep, request: Request) -> BatchPredictResponse:
+async def predict_batch(body: BatchPredictRequest, registry: RegistryDep, request: Request) -> BatchPredictResponse:
     """Each prediction equals what /predict returns for that wave alone."""
+    model = registry.get(body.model)
     labels = [f"wave {i}" for i in range(len(body.waves))]
     predictions, filled = await complete(model, body.waves, labels, body.horizon, request)
     return BatchPredictResponse(predictions=predictions, horizon=body.horizon, filled=filled, model=model.ref)

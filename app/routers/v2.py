@@ -1,35 +1,43 @@
-"""Open Inference Protocol V2 (KServe / Triton / Seldon) beside the native API, with Triton's binary tensor data.
+"""Open Inference Protocol V2 (KServe / Triton / Seldon) routes beside the native API, for every served model.
 
 Errors here are {"error": "..."} as the protocol says, not the native {"detail": ...}: the routes read and check
-the body themselves instead of leaving it to FastAPI.
+the body themselves (with app/v2_codec.py, which also handles Triton's binary tensor data) instead of leaving it
+to FastAPI.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import zlib
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.routing import Match
 
 from app.batching import DeadlineExceeded, Overloaded
-from app.dependencies import current_model
-from app.json_body import parse_json
-from app.limits import LIMITS
+from app.dependencies import current_registry
 from app.model_service import ServedModel
+from app.registry import UnknownModelError
 from app.security import api_key_header, require_api_key
+from app.v2_codec import (
+    HEADER_LENGTH,
+    V2Error,
+    binary_output,
+    check_inputs,
+    decoded_body,
+    infer_response,
+    input_batch,
+    parse_request,
+    requested_horizon,
+    split_body,
+)
 from app.v2_schemas import (
     DATATYPE,
     INPUT_NAME,
     OUTPUT_NAME,
     ErrorBody,
-    InferInputTensor,
     InferRequest,
     InferResponse,
     ModelMetadata,
@@ -48,8 +56,6 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 SERVER_NAME = "wave-completion"
 PLATFORM = "tensorflow_keras"
 EXTENSIONS = ["binary_tensor_data", "parameters"]
-HEADER_LENGTH = "Inference-Header-Content-Length"
-SHARED_MEMORY_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such model or version"},
@@ -62,10 +68,6 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "not loaded yet, or the queue is full: retry after Retry-After seconds"},
     504: {"model": ErrorBody, "description": "the request's inference deadline passed"},
 }
-
-
-class V2Error(ValueError):
-    """A client error; the message is sent as {"error": message}."""
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,217 +93,17 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def find_model(request: Request, name: str, version: str | None) -> ServedModel | JSONResponse:
-    """The served model if `name` (and `version`, when given) are its own; else the 404 / 503 to send."""
-    model = current_model(request)
-    if model is None:
+    """The served model `name` (if `version` is given, only when it is the served one); else the 404 / 503 to send."""
+    registry = current_registry(request)
+    if registry is None:
         return error(503, "the model is not loaded yet", {"Retry-After": "1"})
-    if name != model.ref.name:
-        return error(404, f"unknown model {name!r}; this server serves {model.ref.name!r}")
+    try:
+        model = registry.get(name)
+    except UnknownModelError as exc:
+        return error(404, str(exc))
     if version is not None and version != model.ref.version:
         return error(404, f"model {name!r} has no version {version!r}; the served version is {model.ref.version!r}")
     return model
-
-
-def describe(exc: ValidationError) -> str:
-    """The first problem pydantic found, in words."""
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    if first["type"] in ("model_type", "model_attributes_type") and not first["loc"]:
-        return "request body must be a JSON object"
-    if first["type"] == "missing":
-        return f"field {loc!r} is required"
-    if first["type"] == "extra_forbidden":
-        return f"unknown field {loc!r}"
-    if first["loc"][:2] == ("parameters", "horizon"):
-        return "parameter 'horizon' must be an integer"
-    return f"{loc}: {first['msg']}"
-
-
-def decoded_body(body: bytes, encoding: str) -> bytes:
-    """The body with its Content-Encoding (gzip or deflate, as tritonclient sends them) undone."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise V2Error(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-    try:
-        data = inflater.decompress(body, LIMITS.max_body_bytes)
-    except zlib.error as exc:
-        raise V2Error(f"request body is not valid {encoding} data: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise V2Error(f"decompressed request body is larger than {LIMITS.max_body_bytes} bytes")
-    if not inflater.eof:
-        raise V2Error(f"request body is truncated {encoding} data")
-    return data
-
-
-def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | None]:
-    """(JSON header, binary tail); the tail is None when the request has no binary data."""
-    if header_length is None:
-        return body, None
-    try:
-        length = int(header_length)
-    except ValueError:
-        raise V2Error(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from None
-    if not 0 <= length <= len(body):
-        raise V2Error(f"{HEADER_LENGTH} is {length}, but the request body has {len(body)} bytes")
-    return body[:length], body[length:]
-
-
-def parse_request(body: bytes) -> InferRequest:
-    """The JSON header as an InferRequest, or V2Error naming the problem."""
-    try:
-        payload = parse_json(body)
-    except (ValueError, RecursionError) as exc:
-        raise V2Error(f"request body is not valid JSON: {exc}") from None
-    try:
-        return InferRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise V2Error(describe(exc)) from None
-
-
-def flat_values(data: list[Any], shape: list[int]) -> list[float]:
-    """Every value of JSON `data` (flat or nested), row-major, `null` as NaN (a gap); V2Error at the first one that
-    is not a number."""
-    values: list[float] = []
-    stack = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            if item is None:
-                values.append(math.nan)
-                continue
-            if isinstance(item, bool) or not isinstance(item, int | float):
-                raise V2Error(f"input {INPUT_NAME!r}: {where(len(values), shape)} is not a number")
-            try:
-                values.append(float(item))
-            except OverflowError:
-                raise V2Error(f"input {INPUT_NAME!r}: {where(len(values), shape)} is too large") from None
-        else:
-            stack.pop()
-    return values
-
-
-def where(index: int, shape: list[int]) -> str:
-    """Flat value `index` as 'value at wave w, row r, column c' for a [B, T, F] shape."""
-    _, steps, features = shape
-    if steps * features == 0:
-        return f"value {index}"
-    wave, rest = divmod(index, steps * features)
-    row, column = divmod(rest, features)
-    return f"value at wave {wave}, row {row}, column {column}"
-
-
-def input_batch(tensor: InferInputTensor, tail: bytes | None, model: ServedModel) -> np.ndarray:
-    """The input tensor as a (B, T, F) array, its data taken from JSON or from the binary tail."""
-    if tensor.name != INPUT_NAME:
-        raise V2Error(f"unknown input {tensor.name!r}; the model takes one input, {INPUT_NAME!r}")
-    if tensor.datatype != DATATYPE:
-        raise V2Error(f"input {INPUT_NAME!r} has datatype {tensor.datatype!r}; the model takes {DATATYPE!r}")
-    shape = tensor.shape
-    if len(shape) != 3 or min(shape) < 0:
-        raise V2Error(f"input {INPUT_NAME!r} has shape {shape}; it must be [waves, steps, features]")
-    waves, steps, features = shape
-    if features != model.features:
-        raise V2Error(
-            f"input {INPUT_NAME!r} has {features} features (shape {shape}); the model expects {model.features}"
-        )
-    if waves < 1:
-        raise V2Error(f"input {INPUT_NAME!r} has no waves (shape {shape})")
-    if waves > LIMITS.max_waves:
-        raise V2Error(f"input {INPUT_NAME!r} has {waves} waves, at most {LIMITS.max_waves} are allowed")
-    if steps > LIMITS.max_steps:
-        raise V2Error(f"input {INPUT_NAME!r} has {steps} steps per wave, at most {LIMITS.max_steps} are allowed")
-    if waves * steps > LIMITS.max_total_steps:
-        total, limit = waves * steps, LIMITS.max_total_steps
-        raise V2Error(f"input {INPUT_NAME!r} has {total} observed steps in all, at most {limit} are allowed")
-    count = waves * steps * features
-    parameters = tensor.parameters.model_dump(exclude_none=True) if tensor.parameters else {}
-    if any(key in parameters for key in SHARED_MEMORY_KEYS):
-        raise V2Error("shared memory is not supported; send the data in the request")
-    size = parameters.get("binary_data_size")
-    if size is None:
-        if tensor.data is None:
-            raise V2Error(f"input {INPUT_NAME!r} has no 'data' and no binary_data_size")
-        values = flat_values(tensor.data, shape)
-        if len(values) != count:
-            raise V2Error(f"input {INPUT_NAME!r} has {len(values)} values; shape {shape} needs {count}")
-        return np.array(values, np.float64).reshape(shape)
-    if tensor.data is not None:
-        raise V2Error(f"input {INPUT_NAME!r} has both 'data' and binary_data_size; send one")
-    if tail is None:
-        raise V2Error(f"input {INPUT_NAME!r} has binary_data_size but the request has no {HEADER_LENGTH} header")
-    if size != 4 * count:
-        raise V2Error(
-            f"input {INPUT_NAME!r} has binary_data_size {size}; shape {shape} of {DATATYPE} needs {4 * count}"
-        )
-    if len(tail) != size:
-        raise V2Error(f"the request has {len(tail)} bytes of binary data; input {INPUT_NAME!r} takes {size}")
-    return np.frombuffer(tail, dtype="<f4").reshape(shape)
-
-
-def check_inputs(request: InferRequest, tail: bytes | None) -> InferInputTensor:
-    """The one input tensor; V2Error if there are others or binary bytes nobody reads."""
-    if len(request.inputs) != 1:
-        names = [tensor.name for tensor in request.inputs]
-        raise V2Error(f"the model takes exactly one input, {INPUT_NAME!r}; the request has {names}")
-    (tensor,) = request.inputs
-    if tail and (tensor.parameters is None or tensor.parameters.binary_data_size is None):
-        raise V2Error(f"the request has {len(tail)} bytes of binary data but no input with binary_data_size")
-    return tensor
-
-
-def requested_horizon(request: InferRequest, model: ServedModel) -> int:
-    """The 'horizon' request parameter, default the model's horizon."""
-    horizon = request.parameters.horizon if request.parameters else None
-    if horizon is None:
-        return model.horizon
-    if not 1 <= horizon <= model.horizon:
-        raise V2Error(f"parameter 'horizon' must be an integer between 1 and {model.horizon}, got {horizon}")
-    return horizon
-
-
-def binary_output(request: InferRequest) -> bool:
-    """Whether 'prediction' goes out as raw bytes: its own binary_data, else the request's binary_data_output."""
-    default = bool(request.parameters and request.parameters.binary_data_output)
-    if not request.outputs:
-        return default
-    binary = default
-    for output in request.outputs:
-        if output.name != OUTPUT_NAME:
-            raise V2Error(f"unknown output {output.name!r}; the model has one output, {OUTPUT_NAME!r}")
-        parameters = output.parameters.model_dump(exclude_none=True) if output.parameters else {}
-        if "classification" in parameters:
-            raise V2Error("the classification extension is not supported")
-        if any(key in parameters for key in SHARED_MEMORY_KEYS):
-            raise V2Error("shared memory is not supported; outputs are sent in the response")
-        binary = parameters.get("binary_data", default)
-    return binary
-
-
-def infer_response(
-    model: ServedModel, request_id: str | None, prediction: np.ndarray, filled: list[int], binary: bool
-) -> Response:
-    """The JSON response, or with `binary` the JSON header followed by the raw little-endian float32 output;
-    the response parameter `filled` says how many gaps (NaN) were filled per wave."""
-    output: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": DATATYPE, "shape": list(prediction.shape)}
-    raw = prediction.astype("<f4").tobytes()
-    if binary:
-        output["parameters"] = {"binary_data_size": len(raw)}
-    else:
-        output["data"] = prediction.ravel().tolist()
-    body: dict[str, Any] = {"model_name": model.ref.name, "model_version": model.ref.version}
-    if request_id is not None:
-        body["id"] = request_id
-    body["parameters"] = {"filled": filled}
-    body["outputs"] = [output]
-    header = json.dumps(body, separators=(",", ":")).encode()
-    if not binary:
-        return Response(header, media_type="application/json")
-    return Response(header + raw, media_type="application/octet-stream", headers={HEADER_LENGTH: str(len(header))})
 
 
 async def run_inference(request: Request, name: str, version: str | None, api_key: str | None) -> Response:
@@ -319,9 +121,9 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         header, tail = split_body(body, request.headers.get(HEADER_LENGTH))
         infer = parse_request(header)
         tensor = check_inputs(infer, tail)
-        horizon = requested_horizon(infer, model)
+        horizon = requested_horizon(infer, model.horizon)
         binary = binary_output(infer)
-        batch = input_batch(tensor, tail, model)
+        batch = input_batch(tensor, tail, model.features)
         checked = [wave_array(w, model.features, model.min_steps, f"wave {i}") for i, w in enumerate(batch)]
         waves, filled = [wave for wave, _ in checked], [count for _, count in checked]
     except (V2Error, WaveError) as exc:
@@ -336,7 +138,8 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         logger.exception("v2 inference failed")
         return error(500, f"inference failed: {exc}")
     prediction = np.stack([completion[:horizon] for completion in completions])
-    return infer_response(model, infer.id, prediction, filled, binary)
+    content, media_type, headers = infer_response(model.ref, infer.id, prediction, filled, binary)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
@@ -357,19 +160,20 @@ async def server_live() -> ServerLive:
     responses={503: {"model": ServerReady}},
 )
 async def server_ready(request: Request):
-    if current_model(request) is None:
+    if current_registry(request) is None:
         return JSONResponse({"ready": False}, status_code=503, headers={"Retry-After": "1"})
     return ServerReady(ready=True)
 
 
 def metadata(model: ServedModel) -> ModelMetadata:
-    """The model's name, version, platform and tensors (-1 for dynamic dimensions)."""
+    """The model's name, version, platform and tensors (-1 for dynamic dimensions, features too for 'any')."""
+    features = -1 if model.features is None else model.features
     return ModelMetadata(
         name=model.ref.name,
         versions=[model.ref.version],
         platform=PLATFORM,
-        inputs=[TensorMetadata(name=INPUT_NAME, datatype=DATATYPE, shape=[-1, -1, model.features])],
-        outputs=[TensorMetadata(name=OUTPUT_NAME, datatype=DATATYPE, shape=[-1, -1, model.features])],
+        inputs=[TensorMetadata(name=INPUT_NAME, datatype=DATATYPE, shape=[-1, -1, features])],
+        outputs=[TensorMetadata(name=OUTPUT_NAME, datatype=DATATYPE, shape=[-1, -1, features])],
     )
 
 

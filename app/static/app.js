@@ -12,6 +12,8 @@
     modelInfo: $("model-info"),
     modelName: $("model-name"),
     modelVersion: $("model-version"),
+    modelSelect: $("model-select"),
+    modelLimits: $("model-limits"),
     latency: $("latency"),
     sourceSample: $("source-sample"),
     sourceCsv: $("source-csv"),
@@ -34,7 +36,8 @@
   };
 
   const state = {
-    summary: null, // GET /model/summary
+    models: [], // GET /models -> models
+    model: null, // the chosen one of them
     samples: [], // GET /samples -> samples
     seed: 0,
     busy: false,
@@ -78,21 +81,24 @@
     return api(path, { method: "POST", headers, body: JSON.stringify(body) });
   }
 
-  async function loadSummary() {
+  async function loadModels() {
     try {
-      const summary = await (await api("model/summary")).json();
-      state.summary = summary;
-      showModel(summary.name, summary.version);
+      const { models } = await (await api("models")).json();
+      state.models = models;
+      el.modelSelect.replaceChildren(
+        ...models.map((model) => {
+          const option = new Option(`${model.name} v${model.version}${model.default ? " (default)" : ""}`, model.name);
+          option.selected = model.default;
+          return option;
+        }),
+      );
+      el.modelSelect.disabled = models.length < 2;
+      chooseModel(el.modelSelect.value);
       el.modelInfo.dataset.state = "ready";
-      el.horizon.max = String(summary.horizon);
-      if (Number(el.horizon.value) > summary.horizon) el.horizon.value = String(summary.horizon);
-      el.csvHint.textContent =
-        `One row per step (oldest first), one column per feature (${summary.features}), optional header row; ` +
-        `at least ${summary.input_length.min} rows. The model reads the last ${summary.input_length.context}.`;
     } catch (err) {
       if (err.status === 503) {
         el.modelName.textContent = "loading…";
-        setTimeout(loadSummary, 1000);
+        setTimeout(loadModels, 1000);
         return;
       }
       el.modelInfo.dataset.state = "error";
@@ -100,11 +106,31 @@
     }
   }
 
+  /** Use the model named `name` from now on: its limits go into the form and the hints. */
+  function chooseModel(name) {
+    const model = state.models.find((m) => m.name === name);
+    if (!model) return;
+    state.model = model;
+    showModel(model.name, model.version);
+    el.horizon.max = String(model.horizon);
+    if (Number(el.horizon.value) > model.horizon) el.horizon.value = String(model.horizon);
+    const { min, max, context } = model.input_length;
+    const features = model.features === "any" ? "any number of features" : `${model.features} features`;
+    el.modelLimits.textContent =
+      `${features}; ${min} to ${max} observed steps (it reads the last ${context}); up to ${model.horizon} predicted.`;
+    el.modelLimits.dataset.features = String(model.features);
+    const columns = model.features === "any" ? "any number" : String(model.features);
+    el.csvHint.textContent =
+      `One row per step (oldest first), one column per feature (${columns}), optional header row; ` +
+      `at least ${min} rows. The model reads the last ${context}.`;
+  }
+
   async function loadSamples(seed) {
     el.sampleSelect.disabled = true;
     el.newSamples.disabled = true;
     try {
-      const body = await (await api(`samples?count=${SAMPLE_COUNT}&seed=${seed}`)).json();
+      const model = state.model ? `&model=${encodeURIComponent(state.model.name)}` : "";
+      const body = await (await api(`samples?count=${SAMPLE_COUNT}&seed=${seed}${model}`)).json();
       state.seed = seed;
       state.samples = body.samples;
       el.sampleSelect.replaceChildren(
@@ -185,7 +211,9 @@
     const raw = el.horizon.value.trim();
     const horizon = Number(raw);
     // anything but an integer goes as typed, so the API says what is wrong with it
-    return { wave: input.wave, horizon: raw !== "" && Number.isInteger(horizon) ? horizon : raw || null };
+    const body = { wave: input.wave, horizon: raw !== "" && Number.isInteger(horizon) ? horizon : raw || null };
+    if (state.model) body.model = state.model.name;
+    return body;
   }
 
   // ---------------------------------------------------------------- messages
@@ -388,7 +416,7 @@
     if (!features) return;
 
     const n = observed.length;
-    const context = state.summary ? state.summary.input_length.context : 300;
+    const context = state.model ? state.model.input_length.context : 300;
     const start = Math.max(0, n - context);
     const ahead = Math.max(predicted ? predicted.length : 0, truth ? truth.length : 0);
     const x0 = start;
@@ -478,6 +506,11 @@
     setSource("sample");
     previewSample();
   });
+  el.modelSelect.addEventListener("change", () => {
+    chooseModel(el.modelSelect.value);
+    clearError();
+    loadSamples(state.seed);
+  });
   el.newSamples.addEventListener("click", () => {
     setSource("sample");
     loadSamples(state.seed + 1);
@@ -493,5 +526,5 @@
     clearError();
   });
 
-  loadSummary().then(() => loadSamples(0));
+  loadModels().then(() => loadSamples(0));
 })();
