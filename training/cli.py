@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
+    train.add_argument("--context", type=int, help="most observed steps the model reads (default: 300)")
+    train.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="train on the broad synthetic family (training/synthetic.py) instead of the reference sines",
+    )
     train.add_argument(
         "--decoder-state",
         choices=["first_layer", "all_layers"],
@@ -69,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     evaluate.add_argument("--version", default="latest")
     evaluate.add_argument("--waves", type=int, default=470, help="test waves per variant (at least 470)")
     evaluate.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
+    evaluate.add_argument(
+        "--real",
+        action="store_true",
+        help="score on real recorded series (training/real_series.py; needs the extra `real`) instead of sines",
+    )
 
     export = commands.add_parser(
         "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
@@ -97,11 +108,21 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "encoder_depth": args.depth,
         "decoder_depth": args.depth,
         "decoder_state": args.decoder_state,
+        "max_context": args.context,
     }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
         model = replace(model, channel_independent=False, decoder_state="first_layer")
     return replace(config, model=model)
+
+
+def training_source(args: argparse.Namespace, config: TrainConfig):
+    """The BatchSource of --synthetic (observed up to the model's context), or None for the reference sines."""
+    if not args.synthetic:
+        return None
+    from training.synthetic import SyntheticSource
+
+    return SyntheticSource(config.model.features, max_observed=config.model.max_context)
 
 
 def library_versions() -> dict[str, str]:
@@ -146,7 +167,8 @@ def run_train(args: argparse.Namespace) -> dict:
     try:
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
-        result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None)
+        source = training_source(args, config)
+        result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
         log(f"evaluating on {args.eval_waves} test waves per variant")
         evaluation = evaluate(Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon)
         manifest = {
@@ -156,7 +178,7 @@ def run_train(args: argparse.Namespace) -> dict:
                 "description": architecture_description(config.model),
                 "total_params": int(result.model.count_params()),
             },
-            "data": config.data.to_dict(),
+            "data": source.describe() if source else config.data.to_dict(),
             "seed": config.seed,
             "training": {
                 "command": "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
@@ -212,6 +234,16 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     loaded = load_model(args.store, args.name, args.version)
     config = loaded.manifest["architecture"]
     started = time.monotonic()
+    if args.real:
+        from training.real_series import evaluate_real, model_forecast
+
+        report = evaluate_real(model_forecast(Predictor(loaded.model)), config["max_context"], config["horizon"])
+        return {
+            "name": loaded.name,
+            "version": loaded.version,
+            "seconds": round(time.monotonic() - started, 1),
+            **report,
+        }
     report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"])
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
@@ -230,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_train(args), indent=2))
     elif args.command == "evaluate":
         report = run_evaluate(args)
-        if args.markdown:
+        if args.real and args.markdown:
+            from training.real_series import markdown_table
+
+            print(markdown_table(report, f"{report['name']}/{report['version']}"))
+        elif args.markdown:
             from training.report import markdown_table
 
             print(markdown_table(report))
