@@ -10,11 +10,13 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from training.config import TRAINED_MODEL, ModelConfig, TrainConfig
+from training.file_source import Split
+from training.own_data import add_data_arguments
 
 QUICK = TrainConfig(
     batch_size=32,
@@ -64,10 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     train.add_argument(
         "--init-from",
-        metavar="VERSION",
-        help="fine-tune: start from the weights (and architecture) of this version of --name in --store",
+        metavar="NAME[/VERSION]",
+        help="fine-tune: start from the weights (and architecture) of a published model in --store, any name, "
+        "its latest version or VERSION; a bare number is a version of --name",
     )
     train.add_argument("--eval-waves", type=int, default=470, help="test waves per evaluation variant")
+    add_data_arguments(train, Split())
 
     evaluate = commands.add_parser("evaluate", help="evaluate a published version; prints JSON")
     evaluate.add_argument("--store", type=Path, required=True)
@@ -80,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="score on real recorded series (training/real_series.py; needs the extra `real`) instead of sines",
     )
+    add_data_arguments(evaluate, None)
 
     export = commands.add_parser(
         "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
@@ -117,7 +122,13 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def training_source(args: argparse.Namespace, config: TrainConfig):
-    """The BatchSource of --synthetic (observed up to the model's context), or None for the reference sines."""
+    """The BatchSource of --data (the files' series, split in time) or --synthetic (observed up to the model's
+    context), or None for the reference sines."""
+    if args.data:
+        from training.own_data import file_source
+
+        split = Split(args.test_fraction, args.val_fraction, args.max_gap_fraction)
+        return file_source(args.data, split, config.model)
     if not args.synthetic:
         return None
     from training.synthetic import SyntheticSource
@@ -148,13 +159,13 @@ def run_train(args: argparse.Namespace) -> dict:
     initial = lineage = None
     if args.init_from is not None:
         from training.loading import load_model
+        from training.own_data import architecture_of, init_reference
 
-        initial = load_model(args.store, args.name, args.init_from)
-        known = {f.name for f in fields(ModelConfig)}
-        architecture = {k: v for k, v in initial.manifest["architecture"].items() if k in known}
-        config = replace(config, model=ModelConfig(**architecture))
+        initial = load_model(args.store, *init_reference(args.init_from, args.name))
+        config = replace(config, model=architecture_of(initial.manifest))
         previous = initial.manifest["training"]
         lineage = {
+            "name": initial.name,
             "version": initial.version,
             "sha256": initial.manifest["sha256"],
             "command": previous["command"],
@@ -169,8 +180,17 @@ def run_train(args: argparse.Namespace) -> dict:
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
         source = training_source(args, config)
         result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
-        log(f"evaluating on {args.eval_waves} test waves per variant")
-        evaluation = evaluate(Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon)
+        if args.data:
+            from training.data_evaluation import evaluate_on_data
+
+            log("evaluating on the test part of the data files")
+            models = {"model": Predictor(result.model)} | (
+                {"initial_model": Predictor(initial.model)} if initial else {}
+            )
+            evaluation = evaluate_on_data(models, source)
+        else:
+            log(f"evaluating on {args.eval_waves} test waves per variant")
+            evaluation = evaluate(Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon)
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "architecture": {
@@ -219,7 +239,12 @@ def architecture_description(config: ModelConfig) -> str:
 
 
 def summary(evaluation: dict) -> dict:
-    """MAE / amplitude per variant beside its target."""
+    """MAE / amplitude per variant beside its target; on data files, MAE relative to seasonal naive."""
+    if "overall" in evaluation:
+        return {
+            "relative_to_seasonal_naive": evaluation["overall"],
+            "beats_seasonal_naive": evaluation["beats_seasonal_naive"],
+        }
     return {
         name: {"mae": v["model"]["mae"], "target": v["target"], "meets_target": v["meets_target"]}
         for name, v in evaluation["variants"].items()
@@ -244,6 +269,16 @@ def run_evaluate(args: argparse.Namespace) -> dict:
             "seconds": round(time.monotonic() - started, 1),
             **report,
         }
+    if args.data:
+        from training.own_data import evaluate_stored
+
+        report = evaluate_stored(args.store, loaded, args.data, args)
+        return {
+            "name": loaded.name,
+            "version": loaded.version,
+            "seconds": round(time.monotonic() - started, 1),
+            **report,
+        }
     report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"])
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
@@ -258,14 +293,27 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
     args.argv = argv
-    if args.command == "train":
-        print(json.dumps(run_train(args), indent=2))
-    elif args.command == "evaluate":
-        report = run_evaluate(args)
+    from model_store import StoreError
+    from training.datafiles import DataFileError
+
+    try:
+        if args.command == "train":
+            print(json.dumps(run_train(args), indent=2))
+            return 0
+        if args.command == "evaluate":
+            report = run_evaluate(args)
+    except (DataFileError, StoreError) as error:
+        print(f"{args.command} failed: {error}", file=sys.stderr)
+        return 1
+    if args.command == "evaluate":
         if args.real and args.markdown:
             from training.real_series import markdown_table
 
             print(markdown_table(report, f"{report['name']}/{report['version']}"))
+        elif args.data and args.markdown:
+            from training.data_evaluation import markdown_table
+
+            print(markdown_table(report))
         elif args.markdown:
             from training.report import markdown_table
 
