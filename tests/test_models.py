@@ -190,7 +190,7 @@ async def test_summary_and_samples_per_model(two_models):
 @pytest.mark.anyio
 async def test_open_inference_protocol_serves_every_model(two_models):
     _, http = two_models
-    for name, version in (("wave", "3"), ("tiny", "1")):
+    for name, version in (("wave", "4"), ("tiny", "1")):
         metadata = await http.get(f"/v2/models/{name}")
         assert metadata.status_code == 200 and metadata.json()["versions"] == [version]
         assert (await http.get(f"/v2/models/{name}/versions/{version}/ready")).json() == {"name": name, "ready": True}
@@ -216,7 +216,7 @@ async def test_metrics_are_labelled_by_model(two_models):
     await http.post("/predict", json={"wave": W, "model": "tiny"})
     await http.post("/predict", json={"wave": W})
     text = (await http.get("/metrics")).text
-    for name, version in (("wave", "3"), ("tiny", "1")):
+    for name, version in (("wave", "4"), ("tiny", "1")):
         assert f'wave_model_info{{model="{name}",version="{version}"}} 1.0' in text
         assert f'wave_queue_depth{{model="{name}"}} 0.0' in text
         assert app.state.metrics.registry.get_sample_value("wave_inference_batch_size_count", {"model": name}) >= 1
@@ -270,7 +270,7 @@ async def test_reload_swaps_one_model_and_leaves_the_others(two_model_store, tmp
         assert answer.json()["model"] == {"name": "tiny", "version": "2"}
         assert (await http.post("/predict", json={"wave": W})).json()["model"]["name"] == "wave"
         versions = {m["name"]: m["version"] for m in (await http.get("/models")).json()["models"]}
-        assert versions == {"wave": "3", "tiny": "2"}
+        assert versions == {"wave": "4", "tiny": "2"}
         metrics = (await http.get("/metrics")).text
         assert 'wave_model_info{model="tiny",version="2"} 1.0' in metrics
         assert 'wave_model_info{model="tiny",version="1"}' not in metrics
@@ -280,4 +280,4 @@ async def test_reload_swaps_one_model_and_leaves_the_others(two_model_store, tmp
         missing = await http.post("/admin/reload", json={"model": "tiny", "version": "9"}, headers=admin)
         assert missing.status_code == 404 and "still serving tiny version 2" in missing.json()["detail"]
         default = await http.post("/admin/reload", json={}, headers=admin)
-        assert default.json()["current"] == {"name": "wave", "version": "3"}
+        assert default.json()["current"] == {"name": "wave", "version": "4"}

@@ -86,6 +86,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_data_arguments(evaluate, None)
 
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="calibrate prediction intervals of a version (sine models) and publish them as the next version",
+    )
+    calibrate.add_argument("--store", type=Path, required=True)
+    calibrate.add_argument("--name", default="wave")
+    calibrate.add_argument("--version", default="latest")
+    calibrate.add_argument("--waves", type=int, default=1000, help="calibration windows per variant (validation split)")
+    calibrate.add_argument("--eval-waves", type=int, default=470, help="test waves per variant for the coverage check")
+
     export = commands.add_parser(
         "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
     )
@@ -180,6 +190,7 @@ def run_train(args: argparse.Namespace) -> dict:
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
         source = training_source(args, config)
         result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
+        calibration = calibrate_or_log(Predictor(result.model), source, config, log)
         if args.data:
             from training.data_evaluation import evaluate_on_data
 
@@ -190,7 +201,9 @@ def run_train(args: argparse.Namespace) -> dict:
             evaluation = evaluate_on_data(models, source)
         else:
             log(f"evaluating on {args.eval_waves} test waves per variant")
-            evaluation = evaluate(Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon)
+            evaluation = evaluate(
+                Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon, calibration
+            )
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "architecture": {
@@ -211,6 +224,7 @@ def run_train(args: argparse.Namespace) -> dict:
                 "initialized_from": lineage,
             },
             "evaluation": evaluation,
+            "calibration": calibration,
             "libraries": library_versions(),
         }
         version = write_version(args.store, args.name, work / "best.keras", manifest)
@@ -222,6 +236,47 @@ def run_train(args: argparse.Namespace) -> dict:
         "path": str(args.store / args.name / str(version)),
         **summary(evaluation),
     }
+
+
+def calibrate_or_log(predictor, source, config: TrainConfig, log) -> dict | None:
+    """Prediction-interval calibration of a trained model (None, logged, when its data are too few)."""
+    from training.calibration import CalibrationError, calibrate_source
+
+    log("calibrating prediction intervals on held-out validation windows")
+    try:
+        return calibrate_source(predictor, source, config)
+    except CalibrationError as error:
+        log(f"no prediction intervals: {error}")
+        return None
+
+
+def run_calibrate(args: argparse.Namespace) -> dict:
+    """Calibrate a published version on the sine calibration set and publish the result as the next version."""
+    from model_store import write_version
+    from training.calibration import CalibrationError, sine_calibration
+    from training.evaluate import evaluate
+    from training.loading import load_model
+    from training.predict import Predictor
+
+    loaded = load_model(args.store, args.name, args.version)
+    source = loaded.manifest.get("data", {}).get("source", "sines")
+    if source != "sines":
+        raise CalibrationError(f"{args.name}/{loaded.version} was trained on {source}; `train` calibrates such models")
+    architecture = loaded.manifest["architecture"]
+    predictor = Predictor(loaded.model)
+    calibration = sine_calibration(predictor, architecture, args.waves)
+    evaluation = evaluate(predictor, args.eval_waves, architecture["features"], architecture["horizon"], calibration)
+    command = "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    manifest = {
+        **{k: v for k, v in loaded.manifest.items() if k not in ("name", "version", "model_file", "sha256")},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "evaluation": evaluation,
+        "calibration": calibration,
+        "calibrated_from": {"version": loaded.version, "sha256": loaded.manifest["sha256"], "command": command},
+    }
+    version = write_version(args.store, args.name, loaded.path, manifest)
+    intervals = {name: variant["intervals"] for name, variant in evaluation["variants"].items()}
+    return {"name": args.name, "version": version, "calibrated_from": loaded.version, "intervals": intervals}
 
 
 def architecture_description(config: ModelConfig) -> str:
@@ -279,7 +334,9 @@ def run_evaluate(args: argparse.Namespace) -> dict:
             "seconds": round(time.monotonic() - started, 1),
             **report,
         }
-    report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"])
+    report = evaluate(
+        Predictor(loaded.model), args.waves, config["features"], config["horizon"], loaded.manifest.get("calibration")
+    )
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
 
@@ -294,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = argv
     from model_store import StoreError
+    from training.calibration import CalibrationError
     from training.datafiles import DataFileError
 
     try:
@@ -302,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "evaluate":
             report = run_evaluate(args)
-    except (DataFileError, StoreError) as error:
+        if args.command == "calibrate":
+            print(json.dumps(run_calibrate(args), indent=2))
+            return 0
+    except (CalibrationError, DataFileError, StoreError) as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
         return 1
     if args.command == "evaluate":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.baselines import BASELINES
+from training.calibration import Calibration, coverage_report
 from training.config import DataSpec
 from training.data import add_noise, scale_and_offset, unit_waves
 from training.predict import Predictor
@@ -27,9 +28,14 @@ class EvaluationSet:
 
 
 def evaluation_sets(
-    waves: int = 470, features: int = 5, horizon: int = 150, groups: int = 10, seed: int = EVALUATION_SEED
+    waves: int = 470,
+    features: int = 5,
+    horizon: int = 150,
+    groups: int = 10,
+    seed: int = EVALUATION_SEED,
+    split: str = "test",
 ) -> dict[str, EvaluationSet]:
-    """The variants the targets are stated on, each `waves` test waves drawn in `groups` lengths.
+    """The variants the targets are stated on, each `waves` waves of `split` drawn in `groups` lengths.
 
     The first four are the service issue's; "shifted" checks that a wave need not be observed from t = 0.
     """
@@ -42,7 +48,7 @@ def evaluation_sets(
         for size in sizes:
             steps = int(rng.integers(min_observed, max_observed + 1))
             start = rng.integers(1, spec.max_start_step + 1, size=int(size)) if shifted else None
-            wave = unit_waves(rng, int(size), steps + horizon, features, "test", spec, start)
+            wave = unit_waves(rng, int(size), steps + horizon, features, split, spec, start)
             scale = np.ones((int(size), 1, features))
             if scaled:
                 wave, scale, _ = scale_and_offset(rng, wave, 3.0, 100.0, min_log10=-2.0)
@@ -81,8 +87,11 @@ def error_report(predictions: list[np.ndarray], dataset: EvaluationSet) -> dict:
     }
 
 
-def evaluate(predict: Predictor, waves: int = 470, features: int = 5, horizon: int = 150) -> dict:
-    """Evaluate a predictor and the baselines on every variant; report whether each target is met."""
+def evaluate(
+    predict: Predictor, waves: int = 470, features: int = 5, horizon: int = 150, calibration: dict | None = None
+) -> dict:
+    """Evaluate a predictor and the baselines on every variant; report whether each target is met, and with a
+    calibration record the coverage and width of its 80 % and 95 % bands."""
     report = {"split": "test (category 4)", "waves": waves, "metric": "MAE / amplitude", "variants": {}}
     for name, dataset in evaluation_sets(waves, features, horizon).items():
         model_predictions = [predict(observed) for observed in dataset.observed]
@@ -93,6 +102,14 @@ def evaluate(predict: Predictor, waves: int = 470, features: int = 5, horizon: i
         }
         entry["target"] = TARGETS[name]
         entry["meets_target"] = entry["model"]["mae"] <= TARGETS[name]
+        if calibration is not None:
+            entry["intervals"] = coverage_report(
+                model_predictions,
+                dataset.observed,
+                dataset.target,
+                dataset.amplitude,
+                Calibration.from_record(calibration),
+            )
         report["variants"][name] = entry
     report["meets_all_targets"] = all(v["meets_target"] for v in report["variants"].values())
     return report

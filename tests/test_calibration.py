@@ -1,0 +1,122 @@
+"""Prediction intervals: the conformal quantile, the fitted bands on known error laws, the CLI and the default model."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from model_store import list_versions, load_manifest, resolve_version
+from training.calibration import Calibration, CalibrationError, bands, conformal_quantile, coverage_report, fit
+from training.cli import main
+
+HORIZON = 20
+
+
+def test_conformal_quantile_is_the_finite_sample_corrected_order_statistic():
+    scores = np.arange(1.0, 101.0)[:, None]  # 1..100
+    assert conformal_quantile(scores, 0.8)[0] == math.ceil(101 * 0.8)  # the 81st smallest, not the 80th
+    assert conformal_quantile(scores, 0.5)[0] == 51
+    with pytest.raises(CalibrationError):
+        conformal_quantile(scores, 0.995)  # ceil(101 * 0.995) = 101 > 100 scores
+
+
+def windows(rng, n, steps, features=3, noise=0.0):
+    """Sine waves of random amplitude and offset, and a 'model' whose error grows with the step and with the
+    wave's amplitude: prediction = truth + N(0, (0.02 + 0.01 step) amplitude)."""
+    t = np.arange(steps + HORIZON)[None, :, None]
+    amplitude = 10 ** rng.uniform(-2, 3, (n, 1, features))
+    wave = np.sin(t / rng.uniform(11, 31, (n, 1, features)) + rng.random((n, 1, features))) * amplitude
+    wave = wave + rng.uniform(-100, 100, (n, 1, features))
+    observed = wave[:, :steps] + noise * amplitude * rng.standard_normal((n, steps, features))
+    target = wave[:, steps:]
+    spread = (0.02 + 0.01 * np.arange(1, HORIZON + 1))[None, :, None] * amplitude
+    prediction = target + spread * rng.standard_normal(target.shape)
+    return observed, target, prediction, amplitude
+
+
+def synthetic_sets(seed, count):
+    rng = np.random.default_rng(seed)
+    data = [windows(rng, 200, steps, noise=noise) for steps in (60, 90, 150, 300) for noise in (0.0, 0.05)]
+    return [[d[i] for d in data] for i in range(4)][:count]
+
+
+@pytest.fixture(scope="module")
+def record():
+    observed, target, prediction = synthetic_sets(0, 3)
+    return Calibration.from_record(fit(prediction, observed, target, context=300, pooled=True))
+
+
+def test_bands_cover_fresh_windows_at_their_level_and_widen_with_the_step(record):
+    observed, target, prediction, amplitude = synthetic_sets(1, 4)
+    report = coverage_report(prediction, observed, target, amplitude, record, levels=(50, 80, 95))
+    for level in (50, 80, 95):
+        assert abs(report[f"{level}"]["coverage"] - level / 100) < 0.03
+    lower, upper = bands(prediction[0], observed[0], record, [80])[80]
+    width = (upper - lower).mean(axis=(0, 2))
+    assert width[-1] > 3 * width[0]  # the error law grows 6x over the horizon
+
+
+def test_bands_are_nested_hold_the_prediction_and_scale_with_the_wave(record):
+    observed, _, prediction = synthetic_sets(2, 3)
+    seen, predicted = observed[3], prediction[3]
+    result = bands(predicted, seen, record, [50, 80, 95, 99.9])
+    assert np.all(result[50][0] <= predicted) and np.all(predicted <= result[50][1])
+    for narrow, wide in ((50, 80), (80, 95), (95, 99.9)):
+        assert np.all(result[wide][0] <= result[narrow][0]) and np.all(result[narrow][1] <= result[wide][1])
+    scaled = bands(predicted * 1000 + 5, seen * 1000 + 5, record, [80])[80]
+    np.testing.assert_allclose(scaled[1] - scaled[0], 1000 * (result[80][1] - result[80][0]), rtol=1e-6)
+    short = bands(predicted[:, :5], seen, record, [80])[80]
+    np.testing.assert_allclose(short[0], result[80][0][:, :5])
+
+
+def test_a_requested_level_uses_the_next_stored_level_up(record):
+    levels = record.levels
+    assert levels[record.level_index(80)] == 80
+    assert levels[record.level_index(80.2)] == 81
+    assert levels[record.level_index(0.5)] == 1
+    assert levels[record.level_index(99.99)] == levels[-1] == 99.9
+
+
+def test_few_windows_store_only_the_levels_they_can_bound():
+    rng = np.random.default_rng(3)
+    observed, target, prediction, _ = windows(rng, 60, 100)
+    small = fit([prediction], [observed], [target], context=300, pooled=True)  # 30 scored windows x 3 features
+    assert small["levels"][-1] < 99 and 80 in small["levels"]
+    per_feature = fit([prediction], [observed], [target], context=300, pooled=False)
+    assert Calibration.from_record(per_feature).quantiles.shape[-1] == 3
+
+
+def test_calibrate_publishes_a_new_version_with_the_same_weights(tiny_store, tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)  # the session's tiny store keeps its single version
+    before = list_versions(store, "tiny")
+    args = ["calibrate", "--store", str(store), "--name", "tiny", "--version", "1", "--waves", "60"]
+    assert main([*args, "--eval-waves", "20"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["version"] == before[-1] + 1 and answer["calibrated_from"] == 1
+    old, new = load_manifest(store, "tiny", 1), load_manifest(store, "tiny", answer["version"])
+    assert new["sha256"] == old["sha256"] and new["calibrated_from"]["version"] == 1
+    assert new["calibration"]["windows"] == 300 and new["training"] == old["training"]
+    assert set(answer["intervals"]["unit"]) == {"80", "95"}
+    assert main(["evaluate", "--store", str(store), "--name", "tiny", "--version", str(answer["version"])]) == 0
+    report = json.loads(capsys.readouterr().out)
+    coverage = report["variants"]["unit"]["intervals"]["80"]
+    assert set(coverage["per_horizon"]) == {"1-10", "11-50", "51-100", "101-150"}
+    assert 0 < coverage["coverage"] <= 1 and coverage["width"] > 0
+
+
+def test_training_publishes_a_calibrated_version(tiny_store):
+    manifest = load_manifest(tiny_store, "tiny", 1)
+    assert {80, 95} <= set(manifest["calibration"]["levels"])
+    assert "intervals" in manifest["evaluation"]["variants"]["noisy"]
+
+
+def test_the_default_model_is_calibrated_and_meets_the_width_target(default_store):
+    version = resolve_version(default_store, "wave")
+    manifest = load_manifest(default_store, "wave", version)
+    source = load_manifest(default_store, "wave", manifest["calibrated_from"]["version"])
+    assert manifest["sha256"] == source["sha256"]
+    for variant in manifest["evaluation"]["variants"].values():
+        assert variant["intervals"]["80"]["width_over_mae"] <= 4

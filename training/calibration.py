@@ -1,0 +1,267 @@
+"""Prediction intervals by split conformal prediction, per horizon step (numpy only: the service uses it too).
+
+A score is a window's absolute error at one step divided by the wave's difficulty: the model's normalization
+scale (per-wave, per-feature standard deviation of the observed window it reads) times exp(x . beta_step), where
+x describes the observed window (how many steps, piecewise linear in log(steps) since the error grows steeply
+below about 80 steps; how rough; how fast) and beta is fitted per step by least squares on log(|error| / scale)
+on one half of the calibration windows. On the other half the scores' quantiles
+per step, with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken on a grid of
+levels, separately for smooth and for rough (noisy) series. A band is prediction +- quantile x difficulty.
+Channel-independent models treat every feature the same way, so their features are pooled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LEVEL_GRID = (*range(1, 100), 99.5, 99.9)
+NOISE_EDGES = (0.05,)  # roughness (std of second differences / std) that separates smooth from noisy series
+SMOOTHING_STEPS = 9  # beta is averaged over this many neighbouring steps
+LENGTH_KNOTS = (60, 75, 100, 150, 225)  # observed steps; the model's context is the last knot
+MIN_LOG_ERROR = 1e-6
+
+
+class CalibrationError(ValueError):
+    """Too few calibration windows, or a calibration record this code cannot use."""
+
+
+def length_knots(context: int) -> list[int]:
+    """Knots of the piecewise-linear length terms for a model that reads `context` steps."""
+    return [knot for knot in LENGTH_KNOTS if knot < context] + [context]
+
+
+def describe(waves: np.ndarray, knots: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, knots + 2) and
+    the roughness (n, F); only the last knots[-1] (the model's context) steps count, as in the model."""
+    recent = np.asarray(waves, np.float64)[:, -knots[-1] :]
+    mean = recent.mean(axis=1)
+    scale = recent.std(axis=1) + 1e-7 * np.abs(mean) + 1e-12  # as training.layers.WaveNormalizer
+    roughness = np.clip(np.diff(recent, n=2, axis=1).std(axis=1) / scale, 0.0, 2.0)
+    speed = np.clip(np.diff(recent, axis=1).std(axis=1) / scale, 1e-3, 2.0)
+    at = np.interp(np.log(recent.shape[1]), np.log(knots), np.arange(len(knots)))
+    hats = np.clip(1 - np.abs(at - np.arange(len(knots))), 0, None)  # weights of the knots, summing to 1
+    design = np.concatenate(
+        [np.broadcast_to(hats, (*scale.shape, len(knots))), roughness[..., None], np.log(speed)[..., None]], axis=-1
+    )
+    return scale, design, roughness
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A manifest's calibration record, decoded once."""
+
+    levels: tuple[float, ...]
+    knots: tuple[int, ...]
+    noise_edges: np.ndarray
+    coefficients: np.ndarray  # (design, horizon)
+    quantiles: np.ndarray  # (groups, levels, horizon, 1 or features)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Calibration:
+        try:
+            groups, levels, horizon, columns = record["quantile_shape"]
+            quantiles = parse_rows(record["quantiles"]).reshape(groups, levels, columns, horizon).transpose(0, 1, 3, 2)
+            return cls(
+                levels=tuple(record["levels"]),
+                knots=tuple(record["length_knots"]),
+                noise_edges=np.asarray(record["noise_edges"], np.float64),
+                coefficients=parse_rows(record["coefficients"]),
+                quantiles=quantiles,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CalibrationError(f"unusable calibration record: {error}") from error
+
+    def difficulty(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Difficulty (n, F, horizon) and noise group (n, F) of each series of observed waves (n, T, F)."""
+        scale, design, roughness = describe(waves, self.knots)
+        group = np.searchsorted(self.noise_edges, roughness, side="right")
+        return scale[..., None] * np.exp(design @ self.coefficients), group
+
+    def level_index(self, level: float) -> int:
+        """The stored level to use for `level`: the smallest one at least as high (the conservative choice), or
+        the highest stored when `level` is above it."""
+        return next((i for i, stored in enumerate(self.levels) if stored >= level), len(self.levels) - 1)
+
+
+def bands(
+    prediction: np.ndarray, observed: np.ndarray, calibration: Calibration, levels: Sequence[float]
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """{level: (lower, upper)} for predictions (n, H, F) of observed waves (n, T, F) of equal length; H may be
+    shorter than the calibrated horizon."""
+    horizon = prediction.shape[1]
+    spread, group = calibration.difficulty(observed)
+    result = {}
+    for level in levels:
+        q = calibration.quantiles[:, calibration.level_index(level), :horizon, :]  # (groups, H, 1 or F)
+        per_series = np.moveaxis(q, -1, 0)  # (1 or F, groups, H)
+        features = np.arange(group.shape[1]) % per_series.shape[0]
+        half = per_series[features[None, :], group] * spread[..., :horizon]  # (n, F, H)
+        half = np.moveaxis(half, 1, 2)
+        result[level] = (prediction - half, prediction + half)
+    return result
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> np.ndarray:
+    """The ceil((n + 1) level)-th smallest of n scores along axis 0 (level in (0, 1))."""
+    n = len(scores)
+    rank = math.ceil((n + 1) * level - 1e-9)
+    if rank > n:
+        raise CalibrationError(f"{n} scores cannot bound level {level:g}")
+    return np.partition(scores, rank - 1, axis=0)[rank - 1]
+
+
+def fit(
+    predictions: Sequence[np.ndarray],
+    observed: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    context: int,
+    pooled: bool,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A calibration record from held-out windows, given as batches of equal length: predictions and targets
+    (n, H, F), observed (n, T, F). `pooled`: one set of quantiles for all features (channel-independent models)."""
+    errors, designs, scales, groups = [], [], [], []
+    edges, knots = np.asarray(NOISE_EDGES), length_knots(context)
+    for prediction, seen, target in zip(predictions, observed, targets, strict=True):
+        scale, design, roughness = describe(seen, knots)
+        errors.append(np.abs(np.asarray(prediction, np.float64) - target).transpose(0, 2, 1))  # (n, F, H)
+        designs.append(design)
+        scales.append(scale)
+        groups.append(np.searchsorted(edges, roughness, side="right"))
+    error, design, scale, group = (np.concatenate(a) for a in (errors, designs, scales, groups))
+    windows, features, horizon = error.shape
+    order = np.random.default_rng(seed).permutation(windows)
+    fitting, scoring = order[: windows // 2], order[windows // 2 :]
+
+    log_error = np.log(np.maximum(error[fitting] / scale[fitting, :, None], MIN_LOG_ERROR)).reshape(-1, horizon)
+    beta = np.linalg.lstsq(design[fitting].reshape(-1, design.shape[-1]), log_error, rcond=None)[0]
+    beta = smooth(beta, SMOOTHING_STEPS)
+
+    score = error[scoring] / (scale[scoring, :, None] * np.exp(design[scoring] @ beta))  # (m, F, H)
+    score_groups = group[scoring]
+    columns = [slice(None)] if pooled else [slice(f, f + 1) for f in range(features)]
+    per_group = []
+    for g in range(len(edges) + 1):
+        own = [score[:, c][score_groups[:, c] == g] for c in columns]  # each (count, H)
+        whole = [score[:, c].reshape(-1, horizon) for c in columns]
+        per_group.append([o if len(o) >= 200 else w for o, w in zip(own, whole, strict=True)])
+    smallest = min(len(s) for g in per_group for s in g)
+    levels = [level for level in LEVEL_GRID if math.ceil((smallest + 1) * level / 100 - 1e-9) <= smallest]
+    if not levels:
+        raise CalibrationError(f"{smallest} calibration series are too few for any level")
+    quantiles = [
+        [np.stack([conformal_quantile(s, level / 100) for s in sets], axis=-1) for level in levels]
+        for sets in per_group
+    ]
+    return {
+        "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[step]))",
+        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)"],
+        "length_knots": knots,
+        "windows": int(windows),
+        "series_scored": {f"group {g}": int(sum(len(s) for s in sets)) for g, sets in enumerate(per_group)},
+        "pooled_features": pooled,
+        "noise_edges": list(NOISE_EDGES),
+        "coefficients": rows(beta),
+        "levels": levels,
+        "quantile_shape": list(np.shape(quantiles)),  # groups, levels, horizon, 1 or features
+        "quantiles": rows(np.moveaxis(np.asarray(quantiles), 2, 3).reshape(-1, horizon)),  # one row per step curve
+    }
+
+
+def smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Moving average along the last axis, edges padded with their own values."""
+    kernel = np.ones(width) / width
+    padded = np.pad(values, [(0, 0), (width // 2, width // 2)], mode="edge")
+    return np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+
+
+def rows(values: np.ndarray) -> list[str]:
+    """A 2-D array as one line of numbers (5 significant digits) per row: the manifest stays small."""
+    return [" ".join(f"{v:.5g}" for v in row) for row in values]
+
+
+def parse_rows(lines: Sequence[str]) -> np.ndarray:
+    """The inverse of `rows`."""
+    return np.array([line.split() for line in lines], np.float64)
+
+
+def coverage_report(
+    predictions: Sequence[np.ndarray],
+    observed: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    amplitudes: Sequence[np.ndarray],
+    calibration: Calibration,
+    levels: Sequence[float] = (80, 95),
+    buckets: Sequence[tuple[int, int]] = ((1, 10), (11, 50), (51, 100), (101, 150)),
+) -> dict[str, Any]:
+    """Per level: the share of true values inside the band (overall and per horizon bucket), the mean width
+    relative to the amplitude, and the mean width over the MAE."""
+    inside = {level: [] for level in levels}
+    width = {level: [] for level in levels}
+    absolute = []
+    for prediction, seen, target, amplitude in zip(predictions, observed, targets, amplitudes, strict=True):
+        absolute.append(np.abs(prediction - target) / amplitude)
+        for level, (lower, upper) in bands(prediction, seen, calibration, levels).items():
+            inside[level].append((lower <= target) & (target <= upper))
+            width[level].append((upper - lower) / amplitude)
+    mae = float(np.concatenate(absolute).mean())
+    report = {}
+    for level in levels:
+        hit, span = np.concatenate(inside[level]), np.concatenate(width[level])
+        report[f"{level:g}"] = {
+            "coverage": round(float(hit.mean()), 4),
+            "per_horizon": {
+                f"{lo}-{hi}": round(float(hit[:, lo - 1 : hi].mean()), 4) for lo, hi in buckets if lo <= hit.shape[1]
+            },
+            "width": round(float(span.mean()), 4),
+            "width_over_mae": round(float(span.mean()) / mae, 2),
+        }
+    return report
+
+
+def calibrate(
+    predict: Callable[[np.ndarray], np.ndarray],
+    observed: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    context: int,
+    pooled: bool,
+) -> dict[str, Any]:
+    """Calibrate a model on held-out windows: batches of equal length, observed (n, T, F) and targets (n, H, F)."""
+    return fit([predict(seen) for seen in observed], observed, targets, context, pooled)
+
+
+CALIBRATION_SEED = 20_240_605
+
+
+def sine_calibration(
+    predict: Callable[[np.ndarray], np.ndarray], architecture: dict[str, Any], waves: int = 1000
+) -> dict[str, Any]:
+    """Calibrate on the validation split (category 2), `waves` windows of each test variant (unit, scaled, noisy,
+    short, shifted) in 50 observed lengths each, drawn with their own seed."""
+    from training.evaluate import evaluation_sets
+
+    sets = evaluation_sets(
+        waves, architecture["features"], architecture["horizon"], groups=50, seed=CALIBRATION_SEED, split="validation"
+    )
+    observed = [seen for dataset in sets.values() for seen in dataset.observed]
+    targets = [target for dataset in sets.values() for target in dataset.target]
+    record = calibrate(predict, observed, targets, architecture["max_context"], architecture["channel_independent"])
+    return {"source": f"sines, validation split: {waves} windows of each of {', '.join(sets)}", **record}
+
+
+def calibrate_source(predict: Callable[[np.ndarray], np.ndarray], source: Any, config: Any) -> dict[str, Any]:
+    """Calibrate a freshly trained model: on the sine calibration set when `source` is None (the reference
+    sines), else on the full-horizon validation windows of its training source (e.g. a user's files)."""
+    model = config.model
+    if source is None:
+        return sine_calibration(predict, model.to_dict())
+    pairs = [(seen, target) for seen, target in source.validation_sets(config) if target.shape[1] == model.horizon]
+    if not pairs:
+        raise CalibrationError("the training source has no full-horizon validation windows")
+    record = calibrate(predict, *zip(*pairs, strict=True), model.max_context, model.channel_independent)
+    return {"source": f"validation windows of the training source ({source.describe()['source']})", **record}
