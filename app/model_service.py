@@ -6,6 +6,7 @@ import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,15 +15,14 @@ from app.limits import LIMITS
 from app.metrics import Metrics
 from app.registry import ModelRegistry, parse_model_list
 from app.schemas import ANY_FEATURES, InputLength, LayerInfo, ModelRef, ModelSummary
-from app.settings import Settings
+from app.settings import Settings, available_cpus
 from model_store import CorruptModelError, ModelNotFoundError, list_models
+from training.calibration import Calibration, CalibrationError
 from training.data import unit_waves
 from training.loading import load_model
 from training.predict import Predictor
 
 logger = logging.getLogger("app")
-
-PARALLEL_LOADS = 2  # models loaded and compiled at the same time at start-up
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ServedModel:
     predict: Predictor
     batcher: MicroBatcher
     summary: ModelSummary
+    calibration: Calibration | None = None  # prediction intervals, when the version is calibrated
 
     @property
     def example_features(self) -> int:
@@ -57,10 +58,17 @@ def chosen_models(settings: Settings) -> dict[str, str]:
     return {name: version or "latest" for name, version in chosen.items()}
 
 
+def parallel_loads(cpus: int) -> int:
+    """Models to load at the same time: a model's warm-up already compiles on two cores (Predictor.warm_up), so
+    one load per two CPUs (on 2 cores, loading two models side by side measured no faster than one by one)."""
+    return max(1, cpus // 2)
+
+
 def load_registry(settings: Settings, metrics: Metrics) -> ModelRegistry:
-    """Load every chosen model, PARALLEL_LOADS at a time; the first failure (a StoreError) is raised."""
+    """Load every chosen model, `parallel_loads` at a time; the first failure (a StoreError) is raised."""
     chosen = chosen_models(settings)
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_LOADS, len(chosen)), thread_name_prefix="load") as pool:
+    loads = min(parallel_loads(available_cpus()), len(chosen))
+    with ThreadPoolExecutor(max_workers=loads, thread_name_prefix="load") as pool:
         futures = {
             name: pool.submit(load_served_model, settings, metrics, name, version) for name, version in chosen.items()
         }
@@ -98,7 +106,17 @@ def load_served_model(settings: Settings, metrics: Metrics, name: str, version: 
         predict=predict,
         batcher=batcher,
         summary=summary,
+        calibration=calibration_of(loaded.manifest, loaded.path),
     )
+
+
+def calibration_of(manifest: dict, path: Path) -> Calibration | None:
+    """The version's decoded calibration record, None without one; a damaged one makes the version unusable."""
+    record = manifest.get("calibration")
+    try:
+        return None if record is None else Calibration.from_record(record)
+    except CalibrationError as error:
+        raise CorruptModelError(f"{path}: {error}") from error
 
 
 def smoke_test(predict: Predictor, features: int, min_steps: int) -> None:
