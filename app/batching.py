@@ -26,17 +26,20 @@ class DeadlineExceeded(Exception):
 @dataclass
 class _Job:
     wave: np.ndarray
+    rows: int  # rows of a model call it takes
     future: asyncio.Future
 
 
 class MicroBatcher:
-    """Queues waves and runs them in batches of up to `max_batch`, waiting at most `max_wait` seconds.
+    """Queues waves and runs them in batches of up to `max_batch` rows, waiting at most `max_wait` seconds.
 
-    Waves of any lengths share a model call (the predictor pads and masks them, so a wave's answer does not
-    depend on its company). Inference runs on `workers` threads off the event loop, each taking the next batch
-    when it is free (one compiled call keeps one core busy, so one worker per core). A batch takes the largest of
-    `sizes` (the sizes the model runs without padding) that the waiting waves fill; the rest wait for the next
-    free worker. At most `max_queue` waves wait; beyond that `complete` raises Overloaded at once.
+    A wave takes `rows(wave)` rows of a model call (default 1; a channel-independent model computes one row per
+    feature: Predictor.rows). Waves of any lengths share a model call (the predictor pads and masks them, so a
+    wave's answer does not depend on its company). Inference runs on `workers` threads off the event loop, each
+    taking the next batch when it is free (one compiled call keeps one core busy, so one worker per core). A
+    batch takes waves until they fill the largest of `sizes` (the row counts the model runs without padding)
+    that the waiting rows fill; the rest wait for the next free worker. At most `max_queue` waves wait; beyond
+    that `complete` raises Overloaded at once.
     """
 
     def __init__(
@@ -48,8 +51,11 @@ class MicroBatcher:
         workers: int = 1,
         sizes: Sequence[int] = (),
         observe_batch: Callable[[int, float], None] | None = None,
+        rows: Callable[[np.ndarray], int] | None = None,
     ):
         self._predict = predict
+        self._rows = rows or (lambda wave: 1)
+        self._waiting_rows = 0
         self._observe_batch = observe_batch or (lambda size, seconds: None)
         self._max_batch = max_batch
         self._sizes = sorted({*sizes, max_batch})
@@ -86,9 +92,10 @@ class MicroBatcher:
         if self._queue.qsize() + len(waves) > self._max_queue:
             raise Overloaded(f"{self._queue.qsize()} waves are queued, the limit is {self._max_queue}")
         loop = asyncio.get_running_loop()
-        jobs = [_Job(wave, loop.create_future()) for wave in waves]
+        jobs = [_Job(wave, self._rows(wave), loop.create_future()) for wave in waves]
         for job in jobs:
             self._queue.put_nowait(job)
+        self._waiting_rows += sum(job.rows for job in jobs)
         try:
             return list(await asyncio.wait_for(asyncio.gather(*(job.future for job in jobs)), timeout))
         except TimeoutError:
@@ -99,10 +106,13 @@ class MicroBatcher:
         while True:
             await self._free_workers.acquire()
             jobs = [await self._queue.get()]
-            if self._max_wait > 0 and self._queue.qsize() < self._max_batch - 1:
+            if self._max_wait > 0 and self._waiting_rows < self._max_batch:
                 await asyncio.sleep(self._max_wait)
-            for _ in range(self._batch_size(1 + self._queue.qsize()) - 1):
+            target, taken = self._batch_size(self._waiting_rows), jobs[0].rows
+            while taken < target and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
+                taken += jobs[-1].rows
+            self._waiting_rows -= taken
             jobs = [job for job in jobs if not job.future.done()]  # callers that gave up
             if not jobs:
                 self._free_workers.release()
@@ -111,7 +121,7 @@ class MicroBatcher:
             loop.run_in_executor(self._executor, self._run, jobs).add_done_callback(partial(self._finish, jobs))
 
     def _batch_size(self, waiting: int) -> int:
-        """How many of the waiting waves to take: the largest preferred size they fill (the rest wait their turn)."""
+        """How many of the waiting rows to take: the largest preferred size they fill (the rest wait their turn)."""
         waiting = min(waiting, self._max_batch)
         return max((size for size in self._sizes if size <= waiting), default=waiting)
 

@@ -31,7 +31,7 @@ class EchoModel:
             self.gate.wait(timeout=10)
         if self.hold is not None:
             self.hold.wait(timeout=self.patience)  # raises BrokenBarrierError unless enough calls run at once
-        return np.stack([np.repeat(w[-1:], 3, axis=0) for w in waves])
+        return [np.repeat(w[-1:], 3, axis=0) for w in waves]  # waves may differ in width
 
 
 def waves(count: int) -> list[np.ndarray]:
@@ -90,6 +90,33 @@ async def test_a_batch_takes_the_largest_size_the_waiting_waves_fill():
     finally:
         await batcher.stop()
     assert model.calls == [1, 4, 2, 1]  # 7 waiting: 4, then 2, then 1; no call is padded
+
+
+async def test_a_batch_counts_rows_when_waves_take_one_row_per_feature():
+    gate = threading.Event()
+    model = EchoModel(gate=gate)
+    batcher = MicroBatcher(
+        model, max_batch=20, max_wait=0, workers=1, sizes=(5, 10, 20), rows=lambda wave: wave.shape[1]
+    )
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.complete([np.zeros((4, 5), np.float32)]))
+        while not model.calls:  # the first call is running (and held)
+            await asyncio.sleep(0.001)
+        five = [np.full((4, 5), i, np.float32) for i in range(5)]  # 25 rows
+        ones = [np.full((4, 1), i, np.float32) for i in range(20)]  # 20 rows
+        rest = asyncio.ensure_future(asyncio.gather(batcher.complete(five), batcher.complete(ones)))
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        five_out, ones_out = await rest
+        assert [int(r[0, 0]) for r in five_out] == list(range(5)) and [int(r[0, 0]) for r in ones_out] == list(
+            range(20)
+        )
+    finally:
+        await batcher.stop()
+    # 45 rows waiting: 4 five-feature waves fill 20; then 1 of 5 and 15 of 1 fill 20; the last 5 ones fill 5
+    assert model.calls == [1, 4, 16, 5]
 
 
 def test_compiled_batch_sizes_are_powers_of_two_up_to_the_largest():

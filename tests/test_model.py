@@ -114,3 +114,39 @@ def test_padding_and_batching_do_not_change_the_answer(model):
     for wave, result in zip(waves, together, strict=True):
         np.testing.assert_allclose(result, predict([wave])[0], atol=1e-5)
         np.testing.assert_allclose(result, np.asarray(model(wave[None]))[0], rtol=1e-4, atol=1e-4)
+
+
+def test_channel_independent_predictor_takes_any_number_of_features(model):
+    """Each feature is completed on its own: a wave of any width equals the 5-feature model column by column."""
+    predict = Predictor(model, max_batch=4)
+    assert predict.features is None and predict.buckets == (5, 10, 20)  # 4 waves of 5 features: one call
+    rng = np.random.default_rng(7)
+    wave = (rng.normal(size=(150, 5)) * 3 - 1).astype("float32")
+    expected = np.asarray(model(wave[None]))[0]
+    for columns in ([0], [1, 3], [0, 1, 2, 3, 4]):
+        alone = predict([wave[:, columns]])
+        assert alone.shape == (1, 150, len(columns))
+        np.testing.assert_allclose(alone[0], expected[:, columns], rtol=1e-4, atol=1e-4)
+    wide = np.concatenate([wave, wave[:, ::-1], wave[:, :2]], axis=1)  # 12 features
+    np.testing.assert_allclose(
+        predict([wide])[0], np.concatenate([expected, expected[:, ::-1], expected[:, :2]], 1), atol=1e-4
+    )
+
+
+def test_waves_of_different_widths_share_calls_without_changing_answers(model):
+    predict = Predictor(model, max_batch=4)
+    predict.warm_up()
+    rng = np.random.default_rng(8)
+    waves = [rng.normal(size=(n, f)).astype("float32") for n, f in [(60, 1), (299, 5), (90, 3), (1000, 1), (70, 30)]]
+    assert [predict.rows(w) for w in waves] == [1, 5, 3, 1, 30]
+    together = predict(waves)  # 40 rows: two calls of 20
+    assert [c.shape for c in together] == [(150, f) for f in (1, 5, 3, 1, 30)]
+    for wave, result in zip(waves, together, strict=True):
+        np.testing.assert_allclose(result, predict([wave])[0], atol=1e-5)
+    assert predict.trace_count() == 1
+
+
+def test_a_fixed_width_model_keeps_its_width():
+    predict = Predictor(build_model(LAYOUTS["joint-all-layers"]), max_batch=4)
+    assert predict.features == 5 and predict.buckets == (1, 2, 4)
+    assert predict.rows(np.zeros((60, 5), "float32")) == 1
