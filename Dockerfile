@@ -21,13 +21,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
+    WAVE_COMPILE_CACHE=~/.cache/wave-completion/xla \
     WAVE_HOST=0.0.0.0 \
     WAVE_PORT=8000
 # the wheel brings its dependencies (tensorflow-cpu among them) as pyproject.toml declares them
 RUN --mount=type=bind,from=build,source=/dist,target=/dist \
     pip install --no-cache-dir /dist/*.whl
+# the user's cache folder holds WAVE_COMPILE_CACHE (~ expands to /home/wave): XLA's compiled programs, which a
+# restarted container loads instead of compiling; -v wave-xla:/home/wave/.cache/wave-completion keeps them
+# across containers
 RUN groupadd --gid 10001 wave \
-    && useradd --create-home --no-log-init --uid 10001 --gid wave wave
+    && useradd --create-home --no-log-init --uid 10001 --gid wave wave \
+    && install -d -o wave -g wave /home/wave/.cache /home/wave/.cache/wave-completion
 USER 10001:10001
 WORKDIR /home/wave
 EXPOSE 8000

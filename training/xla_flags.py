@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 # XLA:CPU hands matrix products to YNNPACK, which splits them over every core: for this model's small products a
 # call then keeps ~1.7 cores busy for the speed of one (measured), and two calls side by side go no faster.
@@ -15,3 +19,42 @@ def keep_calls_on_one_core() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_experimental_ynn_fusion_type" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {ONE_CORE_PER_CALL}".strip()
+
+
+# TensorFlow's XLA compilation cache keeps each compiled program in this folder and loads it in later processes
+# instead of compiling again (tf.function(jit_compile=True) on CPU too): a restart skips most of its warm-up.
+CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+
+
+def default_compile_cache() -> Path:
+    """The user's cache folder for compiled programs: $XDG_CACHE_HOME or ~/.cache, then wave-completion/xla."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wave-completion" / "xla"
+
+
+def tensorflow_version() -> str:
+    """The installed TensorFlow's version, read without importing it."""
+    for distribution in ("tensorflow-cpu", "tensorflow"):
+        with contextlib.suppress(PackageNotFoundError):
+            return version(distribution)
+    return "unknown"
+
+
+def use_compile_cache(folder: str | Path) -> Path | None:
+    """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version> (created); "" turns the cache off.
+
+    Sets TF_XLA_FLAGS, replacing any cache folder already there, so it takes effect if the process has not
+    compiled anything with XLA yet. Returns the folder used, or None (off, or the folder cannot be created).
+    """
+    flags = [flag for flag in os.environ.get("TF_XLA_FLAGS", "").split() if not flag.startswith(CACHE_FLAG)]
+    cache = Path(folder).expanduser() / f"tf-{tensorflow_version()}" if str(folder) else None
+    if cache is not None:
+        try:
+            if any(character.isspace() for character in str(cache)):
+                raise OSError("TF_XLA_FLAGS cannot hold a path with spaces")
+            cache.mkdir(parents=True, exist_ok=True)
+            flags.append(f"{CACHE_FLAG}={cache}")
+        except OSError as error:
+            logging.getLogger(__name__).warning("no compilation cache in %s: %s", cache, error)
+            cache = None
+    os.environ["TF_XLA_FLAGS"] = " ".join(flags)
+    return cache

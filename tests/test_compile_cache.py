@@ -1,0 +1,41 @@
+"""XLA's persistent compilation cache: the first start fills it, a restart loads every program from it."""
+
+import os
+
+import httpx
+
+from app.schemas import example_wave
+from tests.servers import running_server
+from training.xla_flags import CACHE_FLAG, tensorflow_version, use_compile_cache
+
+
+def test_cache_folder_is_set_once_replacing_an_earlier_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_XLA_FLAGS", f"--tf_xla_auto_jit=0 {CACHE_FLAG}=/elsewhere")
+    folder = use_compile_cache(tmp_path / "xla")
+    assert folder == tmp_path / "xla" / f"tf-{tensorflow_version()}" and folder.is_dir()
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {CACHE_FLAG}={folder}"
+    assert use_compile_cache("") is None
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_auto_jit=0"
+
+
+def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    (tmp_path / "file").write_text("not a folder")
+    assert use_compile_cache(tmp_path / "file") is None
+    assert use_compile_cache(tmp_path / "with space") is None
+    assert CACHE_FLAG not in os.environ["TF_XLA_FLAGS"]
+
+
+def test_a_restart_loads_every_program_from_the_cache_and_answers_the_same(tmp_path):
+    env = {"WAVE_COMPILE_CACHE": str(tmp_path), "WAVE_MODELS": "wave", "WAVE_MAX_BATCH_SIZE": "2"}
+    body = {"wave": example_wave(120, 3), "horizon": 150}
+    answers, entries = [], []
+    for _ in range(2):
+        with running_server(env, timeout=300) as (url, _):
+            response = httpx.post(f"{url}/predict", json=body, timeout=60)
+            assert response.status_code == 200
+            answers.append(response.json()["prediction"])
+        entries.append(sorted(path.name for path in tmp_path.rglob("*.pb")))
+    assert len(entries[0]) >= 2  # the compiled batch sizes (2 for WAVE_MAX_BATCH_SIZE=2) were written
+    assert entries[1] == entries[0]  # the restart compiled nothing new: every program came from the cache
+    assert answers[1] == answers[0]
