@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 
@@ -83,14 +84,32 @@ def _is_value(cell: str, decimal_comma: bool) -> bool:
     return True
 
 
-def to_csv(prediction: np.ndarray | list[list[float]]) -> str:
-    """A completion as CSV with a header row feature_1..feature_F."""
+def to_csv(
+    prediction: np.ndarray | list[list[float]], bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+) -> str:
+    """A completion as CSV with a header row feature_1..feature_F; with bands also feature_i_lo<level> and
+    feature_i_hi<level> columns per level."""
     rows = np.asarray(prediction)
+    names = [f"feature_{i + 1}" for i in range(rows.shape[1])]
+    header, columns = list(names), [rows]
+    for key, (lower, upper) in (bands or {}).items():
+        for i, name in enumerate(names):
+            header += [f"{name}_lo{key}", f"{name}_hi{key}"]
+            columns.append(np.stack([lower[:, i], upper[:, i]], axis=1))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f"feature_{i + 1}" for i in range(rows.shape[1])])
-    writer.writerows([[f"{v:.7g}" for v in row] for row in rows])
+    writer.writerow(header)
+    writer.writerows([[f"{v:.7g}" for v in row] for row in np.concatenate(columns, axis=1)])
     return out.getvalue()
+
+
+def _query_number(value: str) -> float | str:
+    """A query value as a finite number; anything else stays a string, and the schema refuses it."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else value
 
 
 def unparsable_body(body: bytes) -> str:
@@ -138,6 +157,8 @@ class CsvOrJsonRoute(APIRoute):
         body: dict = {"wave": parse_csv(text)}
         if "model" in request.query_params:
             body["model"] = request.query_params["model"]
+        if "level" in request.query_params:
+            body["level"] = [_query_number(value) for value in request.query_params.getlist("level")]
         if "horizon" in request.query_params:
             horizon = request.query_params["horizon"].strip()
             body["horizon"] = int(horizon) if horizon.isdecimal() else horizon  # a string is refused as not an integer

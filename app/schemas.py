@@ -66,6 +66,18 @@ ModelName = Annotated[
         json_schema_extra={"x-wave-model": True},
     ),
 ]
+Levels = Annotated[
+    list[Annotated[float, Field(strict=True, gt=0, lt=100)]] | None,
+    Field(
+        min_length=1,
+        max_length=4,
+        description=(
+            "prediction intervals to add: 1 to 4 levels in percent, each strictly between 0 and 100 (e.g. [80, 95]); "
+            "the model's calibration is used at the nearest calibrated level at or above each (1, 2, ... 99, 99.5, "
+            "99.9; higher levels get the 99.9 band)"
+        ),
+    ),
+]
 ANY_FEATURES = "any"
 Features = Annotated[
     int | Literal["any"],
@@ -86,6 +98,19 @@ class PredictRequest(BaseModel):
     wave: Wave
     horizon: Horizon = LIMITS.max_horizon
     model: ModelName = None
+    level: Levels = None
+
+
+class Band(BaseModel):
+    lower: list[list[float]] = Field(description="lower bounds, shaped like `prediction`")
+    upper: list[list[float]] = Field(description="upper bounds, shaped like `prediction`")
+
+
+Intervals = dict[str, Band]
+INTERVALS_DESCRIPTION = (
+    "with `level`: the band per level (keys as `f'{level:g}'`, e.g. '80'): lower <= prediction <= upper, and a "
+    "higher level's band holds a lower one's"
+)
 
 
 class PredictResponse(BaseModel):
@@ -93,6 +118,7 @@ class PredictResponse(BaseModel):
     horizon: int = Field(description="number of predicted steps")
     filled: int = Field(description="gaps (`null` values) filled in the wave before the model")
     model: ModelRef
+    intervals: Intervals | None = Field(None, description=INTERVALS_DESCRIPTION)
 
 
 class BatchPredictRequest(BaseModel):
@@ -114,6 +140,7 @@ class BatchPredictRequest(BaseModel):
     )
     horizon: Horizon = LIMITS.max_horizon
     model: ModelName = None
+    level: Levels = None
 
 
 class BatchPredictResponse(BaseModel):
@@ -121,6 +148,7 @@ class BatchPredictResponse(BaseModel):
     horizon: int
     filled: list[int] = Field(description="gaps (`null` values) filled per wave, in request order")
     model: ModelRef
+    intervals: list[Intervals] | None = Field(None, description="with `level`: one intervals object per wave, in order")
 
 
 class InputLength(BaseModel):

@@ -34,15 +34,24 @@ PREDICTED_COLOR = "#d9480f"
 async def predict_plot(body: PredictRequest, registry: RegistryDep, request: Request) -> Response:
     """The same JSON body as /predict; the answer is an image/png with one panel per feature."""
     model = registry.get(body.model)
-    (prediction,), _ = await complete(model, [body.wave], ["wave"], body.horizon, request)
+    (prediction,), _, bands = await complete(model, [body.wave], ["wave"], body.horizon, request, body.level)
     title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
     observed = np.asarray(body.wave, dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart
-    png = await run_in_threadpool(render_png, observed, np.asarray(prediction), model.context, title)
+    png = await run_in_threadpool(
+        render_png, observed, np.asarray(prediction), model.context, title, bands[0] if bands else {}
+    )
     return Response(png, media_type="image/png")
 
 
-def render_png(observed: np.ndarray, predicted: np.ndarray, window: int, title: str) -> bytes:
-    """Small multiples: per feature the last `window` observed steps and the predicted ones after them."""
+def render_png(
+    observed: np.ndarray,
+    predicted: np.ndarray,
+    window: int,
+    title: str,
+    bands: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> bytes:
+    """Small multiples: per feature the last `window` observed steps and the predicted ones after them, with the
+    prediction intervals shaded (the widest lightest)."""
     from matplotlib.figure import Figure  # lazy: matplotlib loads only when a plot is asked for; Agg, no display
 
     steps, features = observed.shape
@@ -59,12 +68,17 @@ def render_png(observed: np.ndarray, predicted: np.ndarray, window: int, title: 
             continue
         ax.plot(t_observed, observed[start:, feature], color=OBSERVED_COLOR, linewidth=1.3, label="observed")
         joined = np.concatenate([observed[-1:, feature], predicted[:, feature]])
+        widest_first = sorted(bands.items(), key=lambda item: -float(item[0]))
+        for shade, (key, (lower, upper)) in enumerate(widest_first):
+            alpha = 0.15 + 0.15 * shade
+            band = (lower[:, feature], upper[:, feature])
+            ax.fill_between(t_predicted[1:], *band, color=PREDICTED_COLOR, alpha=alpha, lw=0, label=f"{key} % interval")
         ax.plot(t_predicted, joined, color=PREDICTED_COLOR, linewidth=1.6, label="predicted")
         ax.axvline(steps - 0.5, color="#868e96", linewidth=0.8, linestyle="--")
         ax.set_ylabel(f"feature {feature + 1}", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25)
-    axes[0].legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+    axes[0].legend(loc="upper left", fontsize=8, frameon=False, ncols=2 + len(bands))
     shown = f"last {steps - start} of {steps} observed steps" if start else f"{steps} observed steps"
     figure.suptitle(f"{title} ({shown})", fontsize=10)
     for ax in axes[-columns:]:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from app.batching import DeadlineExceeded, Overloaded
 from app.csv_io import CSV, FILLED_HEADER, CsvOrJsonRoute, to_csv, wants_csv
 from app.dependencies import RegistryDep
+from app.intervals import require_calibration, wave_bands
 from app.limits import LIMITS
 from app.model_service import ServedModel
-from app.schemas import BatchPredictRequest, BatchPredictResponse, ErrorResponse, PredictRequest, PredictResponse
+from app.schemas import (
+    Band,
+    BatchPredictRequest,
+    BatchPredictResponse,
+    ErrorResponse,
+    Intervals,
+    PredictRequest,
+    PredictResponse,
+)
 from app.security import require_api_key
 from app.validation import WaveError, wave_array
 
@@ -29,13 +39,17 @@ CSV_EXAMPLE = "f1,f2,f3,f4,f5\n" + "\n".join(
 )
 
 
+Bands = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
 async def complete(
-    model: ServedModel, waves: list, labels: list[str], horizon: int, request: Request
-) -> tuple[list[list[list[float]]], list[int]]:
-    """Check the waves and fill their gaps, run them through the model's batcher: the completions and the number
-    of values filled per wave; overload and deadline become 503 and 504."""
+    model: ServedModel, waves: list, labels: list[str], horizon: int, request: Request, levels: list[float] | None
+) -> tuple[list[list[list[float]]], list[int], list[Bands] | None]:
+    """Check the waves and fill their gaps, run them through the model's batcher: the completions, the number
+    of values filled per wave, and with `levels` their bands; overload and deadline become 503 and 504."""
     if horizon > model.horizon:
         raise WaveError(f"horizon must be between 1 and {model.horizon}")
+    calibration = require_calibration(model.calibration, f"{model.ref.name} v{model.ref.version}") if levels else None
     total = sum(len(w) for w in waves)
     if total > LIMITS.max_total_steps:
         raise WaveError(f"request has {total} observed steps in all, at most {LIMITS.max_total_steps} are allowed")
@@ -48,12 +62,20 @@ async def complete(
         raise HTTPException(503, f"server is busy ({error}): retry later", headers={"Retry-After": "1"}) from None
     except DeadlineExceeded as error:
         raise HTTPException(504, f"inference deadline exceeded: {error}") from None
-    return [c[:horizon].tolist() for c in completions], filled
+    completions = [c[:horizon] for c in completions]
+    bands = wave_bands(calibration, arrays, completions, levels) if calibration is not None and levels else None
+    return [c.tolist() for c in completions], filled, bands
+
+
+def band_answer(bands: Bands) -> Intervals:
+    """Bands as the JSON answer's intervals."""
+    return {key: Band(lower=lower.tolist(), upper=upper.tolist()) for key, (lower, upper) in bands.items()}
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     summary="Complete one wave (JSON or CSV)",
     responses={
         **ERRORS,
@@ -70,6 +92,17 @@ async def complete(
                 "required": False,
                 "schema": {"type": "integer", "minimum": 1, "maximum": LIMITS.max_horizon},
                 "description": "steps to predict for a CSV body (JSON bodies carry `horizon` inside)",
+            },
+            {
+                "name": "level",
+                "in": "query",
+                "required": False,
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+                },
+                "description": "prediction intervals for a CSV body, e.g. ?level=80&level=95: adds columns "
+                "<feature>_lo80, <feature>_hi80, ... to a CSV answer",
             },
             {
                 "name": "model",
@@ -93,15 +126,20 @@ async def predict(body: PredictRequest, registry: RegistryDep, request: Request)
     `nan`/`NA` is a gap) and/or `Accept: text/csv` to get CSV back (gaps filled in the `X-Wave-Filled` header).
     """
     model = registry.get(body.model)
-    (prediction,), (filled,) = await complete(model, [body.wave], ["wave"], body.horizon, request)
+    (prediction,), (filled,), bands = await complete(model, [body.wave], ["wave"], body.horizon, request, body.level)
     if wants_csv(request):
-        return Response(to_csv(prediction), media_type=CSV, headers={FILLED_HEADER: str(filled)})
-    return PredictResponse(prediction=prediction, horizon=body.horizon, filled=filled, model=model.ref)
+        csv = to_csv(prediction, bands[0] if bands else None)
+        return Response(csv, media_type=CSV, headers={FILLED_HEADER: str(filled)})
+    intervals = band_answer(bands[0]) if bands else None
+    return PredictResponse(
+        prediction=prediction, horizon=body.horizon, filled=filled, model=model.ref, intervals=intervals
+    )
 
 
 @router.post(
     "/predict/batch",
     response_model=BatchPredictResponse,
+    response_model_exclude_none=True,
     summary="Complete several waves (lengths may differ)",
     responses=ERRORS,
 )
@@ -109,5 +147,8 @@ async def predict_batch(body: BatchPredictRequest, registry: RegistryDep, reques
     """Each prediction equals what /predict returns for that wave alone."""
     model = registry.get(body.model)
     labels = [f"wave {i}" for i in range(len(body.waves))]
-    predictions, filled = await complete(model, body.waves, labels, body.horizon, request)
-    return BatchPredictResponse(predictions=predictions, horizon=body.horizon, filled=filled, model=model.ref)
+    predictions, filled, bands = await complete(model, body.waves, labels, body.horizon, request, body.level)
+    intervals = [band_answer(b) for b in bands] if bands else None
+    return BatchPredictResponse(
+        predictions=predictions, horizon=body.horizon, filled=filled, model=model.ref, intervals=intervals
+    )

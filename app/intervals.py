@@ -1,0 +1,36 @@
+"""Prediction intervals in the service: the bands of completed waves from the served model's calibration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.validation import WaveError
+from training.calibration import Calibration, bands
+
+
+def level_key(level: float) -> str:
+    """How a level names its band in answers: 80 -> '80', 99.5 -> '99.5'."""
+    return f"{level:g}"
+
+
+def require_calibration(calibration: Calibration | None, model: str) -> Calibration:
+    """The model's calibration; WaveError (422) when it has none."""
+    if calibration is None:
+        raise WaveError(f"model {model} has no calibrated prediction intervals: send no level")
+    return calibration
+
+
+def wave_bands(
+    calibration: Calibration,
+    waves: Sequence[np.ndarray],
+    predictions: Sequence[np.ndarray],
+    levels: Sequence[float],
+) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per wave {level key: (lower, upper)}, each shaped like its prediction (horizon, F)."""
+    answers = []
+    for wave, prediction in zip(waves, predictions, strict=True):
+        per_level = bands(np.asarray(prediction)[None], np.asarray(wave)[None], calibration, levels)
+        answers.append({level_key(level): (lower[0], upper[0]) for level, (lower, upper) in per_level.items()})
+    return answers

@@ -1,0 +1,116 @@
+"""Prediction intervals through HTTP: `level` on /predict, /predict/batch, CSV and /predict/plot."""
+
+import csv
+import io
+import shutil
+
+import numpy as np
+import pytest
+
+from app.schemas import example_wave
+from model_store import load_manifest
+from tests.conftest import started_app
+from training.calibration import Calibration, bands
+
+pytestmark = pytest.mark.anyio
+
+W = example_wave(120, 7)
+
+
+async def test_predict_answers_nested_bands_around_the_prediction(client, default_store):
+    answer = await client.post("/predict", json={"wave": W, "horizon": 150, "level": [80, 95, 99.5]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    prediction = np.array(body["prediction"])
+    assert set(body["intervals"]) == {"80", "95", "99.5"}
+    low = {k: np.array(v["lower"]) for k, v in body["intervals"].items()}
+    high = {k: np.array(v["upper"]) for k, v in body["intervals"].items()}
+    for key in low:
+        assert low[key].shape == high[key].shape == prediction.shape
+        assert np.all(low[key] <= prediction) and np.all(prediction <= high[key])
+    for narrow, wide in (("80", "95"), ("95", "99.5")):
+        assert np.all(low[wide] <= low[narrow]) and np.all(high[narrow] <= high[wide])
+    width = (high["80"] - low["80"]).mean(axis=1)
+    assert width[-10:].mean() > width[:10].mean()  # the error grows with the step, and so does the band
+
+    version = body["model"]["version"]
+    calibration = Calibration.from_record(load_manifest(default_store, "wave", int(version))["calibration"])
+    lower, upper = bands(prediction[None], np.array(W, np.float32)[None], calibration, [80])[80]
+    np.testing.assert_allclose(low["80"], lower[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(high["80"], upper[0], rtol=1e-5, atol=1e-5)
+
+
+async def test_without_level_the_answer_is_as_before(client):
+    body = (await client.post("/predict", json={"wave": W, "horizon": 5})).json()
+    assert set(body) == {"prediction", "horizon", "filled", "model"}
+    batch = (await client.post("/predict/batch", json={"waves": [W], "horizon": 5})).json()
+    assert "intervals" not in batch
+
+
+async def test_levels_are_keyed_as_written_and_shorter_horizons_cut_the_band(client):
+    body = (await client.post("/predict", json={"wave": W, "horizon": 7, "level": [80.0, 50.5]})).json()
+    assert set(body["intervals"]) == {"80", "50.5"}
+    assert np.shape(body["intervals"]["50.5"]["upper"]) == (7, 5)
+    full = (await client.post("/predict", json={"wave": W, "level": [80]})).json()
+    np.testing.assert_allclose(body["intervals"]["80"]["lower"], np.array(full["intervals"]["80"]["lower"])[:7])
+
+
+async def test_batch_answers_one_intervals_object_per_wave_in_order(client):
+    waves = [W, example_wave(80, 8)]
+    batch = await client.post("/predict/batch", json={"waves": waves, "horizon": 30, "level": [90]})
+    assert batch.status_code == 200, batch.text
+    intervals = batch.json()["intervals"]
+    assert len(intervals) == 2
+    for wave, expected in zip(waves, intervals, strict=True):
+        single = (await client.post("/predict", json={"wave": wave, "horizon": 30, "level": [90]})).json()
+        np.testing.assert_allclose(single["intervals"]["90"]["upper"], expected["90"]["upper"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("level", [[0], [100], [-5], [150], ["80"], [True], [], [10, 20, 30, 40, 50], 80, [None], "80"])
+async def test_bad_levels_are_refused_with_422_naming_level(client, level):
+    for path in ("/predict", "/predict/plot"):
+        answer = await client.post(path, json={"wave": W, "level": level})
+        assert answer.status_code == 422, (path, level, answer.text)
+        assert "level" in answer.json()["detail"]
+    batch = await client.post("/predict/batch", json={"waves": [W], "level": level})
+    assert batch.status_code == 422 and "level" in batch.json()["detail"]
+
+
+async def test_csv_answer_gets_lower_and_upper_columns_per_level(client):
+    text = "\n".join(",".join(str(v) for v in row) for row in W)
+    headers = {"content-type": "text/csv", "accept": "text/csv"}
+    answer = await client.post("/predict?horizon=12&level=80&level=95", content=text, headers=headers)
+    assert answer.status_code == 200, answer.text
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    header, values = rows[0], np.array(rows[1:], float)
+    assert header[:5] == [f"feature_{i}" for i in range(1, 6)]
+    assert header[5:9] == ["feature_1_lo80", "feature_1_hi80", "feature_2_lo80", "feature_2_hi80"]
+    assert header[-2:] == ["feature_5_lo95", "feature_5_hi95"] and len(header) == 25 and values.shape == (12, 25)
+    body = (await client.post("/predict", json={"wave": W, "horizon": 12, "level": [80, 95]})).json()
+    np.testing.assert_allclose(values[:, header.index("feature_3_hi95")], np.array(body["intervals"]["95"]["upper"])[:, 2], rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(values[:, header.index("feature_2_lo80")], np.array(body["intervals"]["80"]["lower"])[:, 1], rtol=1e-5)  # fmt: skip
+    plain = await client.post("/predict?horizon=12", content=text, headers=headers)
+    assert plain.text.splitlines()[0] == ",".join(header[:5])
+
+
+@pytest.mark.parametrize("query", ["level=abc", "level=100", "level=0", "level=nan", "level=inf", "level="])
+async def test_bad_csv_levels_are_refused_with_422(client, query):
+    text = "\n".join(",".join(str(v) for v in row) for row in W)
+    answer = await client.post(f"/predict?{query}", content=text, headers={"content-type": "text/csv"})
+    assert answer.status_code == 422 and "level" in answer.json()["detail"], answer.text
+
+
+async def test_plot_shades_the_bands(client):
+    plain = await client.post("/predict/plot", json={"wave": W, "horizon": 60})
+    shaded = await client.post("/predict/plot", json={"wave": W, "horizon": 60, "level": [80, 95]})
+    assert shaded.status_code == 200 and shaded.headers["content-type"] == "image/png"
+    assert shaded.content.startswith(b"\x89PNG") and shaded.content != plain.content
+
+
+async def test_a_model_without_calibration_refuses_levels(default_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(default_store / "wave" / "3", store / "wave" / "3")  # published before calibration
+    async with started_app(store=store) as (_, http):
+        answer = await http.post("/predict", json={"wave": W, "level": [80]})
+        assert answer.status_code == 422 and "no calibrated prediction intervals" in answer.json()["detail"]
+        assert (await http.post("/predict", json={"wave": W})).status_code == 200
