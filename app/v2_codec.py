@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.intervals import level_key
 from app.json_body import parse_json
 from app.limits import LIMITS
 from app.schemas import ModelRef
-from app.v2_schemas import DATATYPE, INPUT_NAME, OUTPUT_NAME, InferInputTensor, InferRequest
+from app.v2_schemas import DATATYPE, INPUT_NAME, InferInputTensor, InferRequest
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 SHARED_MEMORY_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
@@ -192,41 +193,71 @@ def requested_horizon(request: InferRequest, model_horizon: int) -> int:
     return horizon
 
 
-def binary_output(request: InferRequest) -> bool:
-    """Whether 'prediction' goes out as raw bytes: its own binary_data, else the request's binary_data_output."""
+def requested_levels(request: InferRequest) -> list[float] | None:
+    """The 'level' request parameter as a list of levels (a single number is a list of one), or None."""
+    raw = request.parameters.level if request.parameters else None
+    if raw is None:
+        return None
+    values = raw if isinstance(raw, list) else [raw]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 100 for v in values)
+    if not numbers or not 1 <= len(values) <= 4:
+        raise V2Error(
+            f"parameter 'level' must be 1 to 4 numbers, each strictly between 0 and 100 (e.g. [80, 95]); got {raw!r}"
+        )
+    return [float(v) for v in values]
+
+
+def interval_outputs(levels: list[float]) -> list[str]:
+    """The output names the bands of `levels` go out as: lower_80, upper_80, ..."""
+    return [f"{side}_{level_key(level)}" for level in levels for side in ("lower", "upper")]
+
+
+def binary_outputs(request: InferRequest, names: list[str]) -> dict[str, bool]:
+    """{output: sent as raw bytes} for the outputs to send: the requested ones (all of `names` when the request
+    names none), each by its own binary_data, else by the request's binary_data_output."""
     default = bool(request.parameters and request.parameters.binary_data_output)
     if not request.outputs:
-        return default
-    binary = default
+        return dict.fromkeys(names, default)
+    chosen = {}
     for output in request.outputs:
-        if output.name != OUTPUT_NAME:
-            raise V2Error(f"unknown output {output.name!r}; the model has one output, {OUTPUT_NAME!r}")
+        if output.name not in names:
+            raise V2Error(f"unknown output {output.name!r}; this request's outputs are {', '.join(names)}")
         parameters = output.parameters.model_dump(exclude_none=True) if output.parameters else {}
         if "classification" in parameters:
             raise V2Error("the classification extension is not supported")
         if any(key in parameters for key in SHARED_MEMORY_KEYS):
             raise V2Error("shared memory is not supported; outputs are sent in the response")
-        binary = parameters.get("binary_data", default)
-    return binary
+        chosen[output.name] = parameters.get("binary_data", default)
+    return chosen
 
 
 def infer_response(
-    model: ModelRef, request_id: str | None, prediction: np.ndarray, filled: list[int], binary: bool
+    model: ModelRef,
+    request_id: str | None,
+    tensors: dict[str, np.ndarray],
+    filled: list[int],
+    binary: dict[str, bool],
 ) -> tuple[bytes, str, dict[str, str]]:
-    """(body, media type, headers) of the answer: JSON, or with `binary` the JSON header followed by the raw
-    little-endian float32 output; the response parameter `filled` says how many gaps (NaN) were filled per wave."""
-    output: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": DATATYPE, "shape": list(prediction.shape)}
-    raw = prediction.astype("<f4").tobytes()
-    if binary:
-        output["parameters"] = {"binary_data_size": len(raw)}
-    else:
-        output["data"] = prediction.ravel().tolist()
+    """(body, media type, headers) of the answer with the outputs named in `binary`, in its order: JSON, or for
+    the binary ones the JSON header followed by their raw little-endian float32 bytes; the response parameter
+    `filled` says how many gaps (NaN) were filled per wave."""
+    outputs, tail = [], b""
+    for name, as_bytes in binary.items():
+        tensor = tensors[name]
+        output: dict[str, Any] = {"name": name, "datatype": DATATYPE, "shape": list(tensor.shape)}
+        if as_bytes:
+            raw = tensor.astype("<f4").tobytes()
+            output["parameters"] = {"binary_data_size": len(raw)}
+            tail += raw
+        else:
+            output["data"] = tensor.ravel().tolist()
+        outputs.append(output)
     body: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request_id is not None:
         body["id"] = request_id
     body["parameters"] = {"filled": filled}
-    body["outputs"] = [output]
+    body["outputs"] = outputs
     header = json.dumps(body, separators=(",", ":")).encode()
-    if not binary:
+    if not any(binary.values()):
         return header, "application/json", {}
-    return header + raw, "application/octet-stream", {HEADER_LENGTH: str(len(header))}
+    return header + tail, "application/octet-stream", {HEADER_LENGTH: str(len(header))}

@@ -61,6 +61,11 @@ class InferParameters(BaseModel):
     binary_data_output: StrictBool | None = Field(
         None, description="send every output as raw bytes after the JSON header, unless the output says otherwise"
     )
+    level: Any = Field(
+        None,
+        description="prediction intervals: 1 to 4 levels in percent strictly between 0 and 100 (a list, or one "
+        "number); adds outputs lower_<level> and upper_<level>, e.g. lower_80, upper_80",
+    )
 
 
 class InputParameters(BaseModel):

@@ -114,3 +114,46 @@ async def test_a_model_without_calibration_refuses_levels(default_store, tmp_pat
         answer = await http.post("/predict", json={"wave": W, "level": [80]})
         assert answer.status_code == 422 and "no calibrated prediction intervals" in answer.json()["detail"]
         assert (await http.post("/predict", json={"wave": W})).status_code == 200
+
+
+def v2_body(waves, **parameters):
+    batch = np.asarray(waves, np.float32)
+    tensor = {"name": "wave", "datatype": "FP32", "shape": list(batch.shape), "data": batch.ravel().tolist()}
+    return {"inputs": [tensor], "parameters": parameters}
+
+
+async def test_v2_level_adds_lower_and_upper_outputs_equal_to_the_native_bands(client):
+    waves = [W, example_wave(120, 9)]
+    answer = await client.post("/v2/models/wave/infer", json=v2_body(waves, horizon=20, level=[80, 99.5]))
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: np.reshape(o["data"], o["shape"]) for o in answer.json()["outputs"]}
+    assert list(outputs) == ["prediction", "lower_80", "upper_80", "lower_99.5", "upper_99.5"]
+    assert all(o["datatype"] == "FP32" and o["shape"] == [2, 20, 5] for o in answer.json()["outputs"])
+    for i, wave in enumerate(waves):
+        native = (await client.post("/predict", json={"wave": wave, "horizon": 20, "level": [80, 99.5]})).json()
+        for key in ("80", "99.5"):
+            np.testing.assert_allclose(outputs[f"lower_{key}"][i], native["intervals"][key]["lower"], atol=1e-4)
+            np.testing.assert_allclose(outputs[f"upper_{key}"][i], native["intervals"][key]["upper"], atol=1e-4)
+    single = await client.post("/v2/models/wave/infer", json=v2_body([W], horizon=5, level=95))
+    assert [o["name"] for o in single.json()["outputs"]] == ["prediction", "lower_95", "upper_95"]
+
+
+async def test_v2_requested_outputs_choose_bands_and_binary_form(client):
+    body = v2_body([W], horizon=10, level=[80])
+    body["outputs"] = [{"name": "upper_80", "parameters": {"binary_data": True}}, {"name": "prediction"}]
+    answer = await client.post("/v2/models/wave/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    length = int(answer.headers["inference-header-content-length"])
+    header = __import__("json").loads(answer.content[:length])
+    assert [o["name"] for o in header["outputs"]] == ["upper_80", "prediction"]
+    upper = np.frombuffer(answer.content[length:], "<f4").reshape(1, 10, 5)
+    assert np.all(upper >= np.reshape(header["outputs"][1]["data"], (1, 10, 5)))
+    body["outputs"] = [{"name": "upper_95"}]
+    unknown = await client.post("/v2/models/wave/infer", json=body)
+    assert unknown.status_code == 400 and "unknown output 'upper_95'" in unknown.json()["error"]
+
+
+@pytest.mark.parametrize("level", [0, 100, [], [1, 2, 3, 4, 5], "80", [True], [80, None], {"a": 1}])
+async def test_v2_bad_levels_get_400_in_protocol_form(client, level):
+    answer = await client.post("/v2/models/wave/infer", json=v2_body([W], level=level))
+    assert answer.status_code == 400 and "parameter 'level'" in answer.json()["error"], answer.text

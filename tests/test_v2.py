@@ -86,7 +86,10 @@ async def test_model_metadata_with_and_without_version(client, ref):
         "versions": [version],
         "platform": "tensorflow_keras",
         "inputs": [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, 5]}],
-        "outputs": [{"name": "prediction", "datatype": "FP32", "shape": [-1, -1, 5]}],
+        "outputs": [  # the default model is calibrated: its 80 % and 95 % bands are listed too
+            {"name": output, "datatype": "FP32", "shape": [-1, -1, 5]}
+            for output in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
+        ],
     }
     for path in (f"/v2/models/{name}", f"/v2/models/{name}/versions/{version}"):
         response = await client.get(path)
@@ -297,7 +300,10 @@ def shape_only(shape: list[int]) -> dict:
         ({"inputs": [tensor()], "parameters": {"horizon": True}}, "parameter 'horizon' must be an integer"),
         ({"inputs": [tensor()], "parameters": {"binary_data_output": "yes"}}, "parameters.binary_data_output"),
         ({"inputs": [tensor()], "id": 5}, "id: Input should be a valid string"),
-        ({"inputs": [tensor()], "outputs": [{"name": "out"}]}, "unknown output 'out'; the model has one output"),
+        (
+            {"inputs": [tensor()], "outputs": [{"name": "out"}]},
+            "unknown output 'out'; this request's outputs are prediction",
+        ),
         (
             {"inputs": [tensor()], "outputs": [{"name": "prediction", "parameters": {"classification": 3}}]},
             "classification extension is not supported",
@@ -415,6 +421,9 @@ async def test_openapi_documents_v2_and_its_example_works(client, ref):
 # ---------------------------------------------------------------- the official client against a real server
 
 
+BAND_OUTPUTS = ("lower_80", "upper_80", "lower_95", "upper_95")
+
+
 def test_official_tritonclient_against_a_real_server():
     httpclient = pytest.importorskip("tritonclient.http")
     from tritonclient.utils import InferenceServerException
@@ -433,7 +442,7 @@ def test_official_tritonclient_against_a_real_server():
         metadata = triton.get_model_metadata("wave")
         version = metadata["versions"][0]
         assert metadata["inputs"] == [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, 5]}]
-        assert metadata["outputs"] == [{"name": "prediction", "datatype": "FP32", "shape": [-1, -1, 5]}]
+        assert [output["name"] for output in metadata["outputs"]] == ["prediction", *BAND_OUTPUTS]
         assert triton.get_model_metadata("wave", version)["name"] == "wave"
         assert triton.is_model_ready("wave") and triton.is_model_ready("wave", version)
         assert not triton.is_model_ready("nope") and not triton.is_model_ready("wave", "99")
@@ -457,6 +466,14 @@ def test_official_tritonclient_against_a_real_server():
         result = triton.infer("wave", [tensor], model_version=version, request_compression_algorithm="gzip")
         for got, expected in zip(result.as_numpy("prediction"), native[3:], strict=True):
             np.testing.assert_allclose(got, expected, atol=1e-4)
+
+        # prediction intervals: parameter 'level', outputs lower_80, upper_80, ... as binary tensors
+        result = triton.infer("wave", [tensor], parameters={"horizon": 30, "level": [80, 95]})
+        prediction = result.as_numpy("prediction")
+        bands = {name: result.as_numpy(name) for name in BAND_OUTPUTS}
+        assert all(band.shape == (3, 30, 5) and band.dtype == np.float32 for band in bands.values())
+        assert np.all(bands["lower_95"] <= bands["lower_80"]) and np.all(bands["lower_80"] <= prediction)
+        assert np.all(prediction <= bands["upper_80"]) and np.all(bands["upper_80"] <= bands["upper_95"])
 
         bad = httpclient.InferInput("wave", [1, 90, 4], "FP32").set_data_from_numpy(waves[:1, :, :4])
         with pytest.raises(InferenceServerException) as refused:

@@ -18,19 +18,22 @@ from starlette.routing import Match
 
 from app.batching import DeadlineExceeded, Overloaded
 from app.dependencies import current_registry
+from app.intervals import level_key, require_calibration, wave_bands
 from app.model_service import ServedModel
 from app.registry import UnknownModelError
 from app.security import api_key_header, require_api_key
 from app.v2_codec import (
     HEADER_LENGTH,
     V2Error,
-    binary_output,
+    binary_outputs,
     check_inputs,
     decoded_body,
     infer_response,
     input_batch,
+    interval_outputs,
     parse_request,
     requested_horizon,
+    requested_levels,
     split_body,
 )
 from app.v2_schemas import (
@@ -122,7 +125,11 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         infer = parse_request(header)
         tensor = check_inputs(infer, tail)
         horizon = requested_horizon(infer, model.horizon)
-        binary = binary_output(infer)
+        levels = requested_levels(infer)
+        calibration = (
+            require_calibration(model.calibration, f"{name!r} version {model.ref.version}") if levels else None
+        )
+        binary = binary_outputs(infer, [OUTPUT_NAME, *interval_outputs(levels or [])])
         batch = input_batch(tensor, tail, model.features)
         checked = [wave_array(w, model.features, model.min_steps, f"wave {i}") for i, w in enumerate(batch)]
         waves, filled = [wave for wave, _ in checked], [count for _, count in checked]
@@ -137,8 +144,15 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
     except Exception as exc:  # a server-side failure, still answered in the protocol's form
         logger.exception("v2 inference failed")
         return error(500, f"inference failed: {exc}")
-    prediction = np.stack([completion[:horizon] for completion in completions])
-    content, media_type, headers = infer_response(model.ref, infer.id, prediction, filled, binary)
+    predictions = [completion[:horizon] for completion in completions]
+    tensors = {OUTPUT_NAME: np.stack(predictions)}
+    if calibration is not None and levels:
+        per_wave = wave_bands(calibration, waves, predictions, levels)
+        for level in levels:
+            key = level_key(level)
+            tensors[f"lower_{key}"] = np.stack([bands[key][0] for bands in per_wave])
+            tensors[f"upper_{key}"] = np.stack([bands[key][1] for bands in per_wave])
+    content, media_type, headers = infer_response(model.ref, infer.id, tensors, filled, binary)
     return Response(content, media_type=media_type, headers=headers)
 
 
@@ -168,13 +182,17 @@ async def server_ready(request: Request):
 def metadata(model: ServedModel) -> ModelMetadata:
     """The model's name, version, platform and tensors (-1 for dynamic dimensions, features too for 'any')."""
     features = -1 if model.features is None else model.features
+    names = [OUTPUT_NAME, *(interval_outputs(METADATA_LEVELS) if model.calibration is not None else [])]
     return ModelMetadata(
         name=model.ref.name,
         versions=[model.ref.version],
         platform=PLATFORM,
         inputs=[TensorMetadata(name=INPUT_NAME, datatype=DATATYPE, shape=[-1, -1, features])],
-        outputs=[TensorMetadata(name=OUTPUT_NAME, datatype=DATATYPE, shape=[-1, -1, features])],
+        outputs=[TensorMetadata(name=name, datatype=DATATYPE, shape=[-1, -1, features]) for name in names],
     )
+
+
+METADATA_LEVELS = [80.0, 95.0]  # the interval outputs metadata lists; parameter 'level' asks for any level
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, summary="Model metadata", responses=ERRORS)
@@ -244,6 +262,9 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def infer(request: Request, name: str, api_key: ApiKey, version: str | None = None) -> Response:
     """Input 'wave' [B, T, F] FP32; output 'prediction' [B, horizon, F]; parameter 'horizon' (default the model's).
+
+    Parameter 'level' (e.g. [80, 95]; a calibrated model) adds outputs lower_80, upper_80, ... shaped like
+    'prediction': its prediction intervals.
 
     With a version in the path, only the served version answers.
     """
