@@ -97,6 +97,25 @@ def test_sample_is_completed_and_drawn(open_page):
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
 
 
+def test_interval_picker_is_off_by_default_and_shades_the_bands(open_page):
+    page = open_page(viewport={"width": 1366, "height": 900})
+    chart = page.locator("#chart")
+    assert page.locator("#interval-level").input_value() == ""
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    assert chart.get_attribute("data-bands") == "" and page.locator("#chart path.band").count() == 0
+
+    page.select_option("#interval-level", "80,95")
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    assert chart.get_attribute("data-bands") == "95,80"  # widest first, the narrower drawn over it
+    assert page.locator("#chart path.band[data-level='95']").count() == 5
+    assert page.locator("#chart path.band.inner[data-level='80']").count() == 5
+    assert page.locator("#error").is_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-intervals.png"), full_page=True)
+
+
 def test_csv_with_a_header_and_a_shorter_horizon(open_page):
     page = open_page(viewport={"width": 1280, "height": 800})
     rows = [",".join(f"{((i * (f + 3)) % 17) / 4 + f:.3f}" for f in range(5)) for i in range(90)]

@@ -26,6 +26,7 @@
     csvFileName: $("csv-file-name"),
     csvHint: $("csv-hint"),
     horizon: $("horizon"),
+    level: $("interval-level"),
     apiKeyBox: $("api-key-box"),
     apiKey: $("api-key"),
     complete: $("complete-button"),
@@ -213,6 +214,7 @@
     // anything but an integer goes as typed, so the API says what is wrong with it
     const body = { wave: input.wave, horizon: raw !== "" && Number.isInteger(horizon) ? horizon : raw || null };
     if (state.model) body.model = state.model.name;
+    if (el.level.value) body.level = el.level.value.split(",").map(Number);
     return body;
   }
 
@@ -299,7 +301,8 @@
       el.latency.dataset.ms = ms.toFixed(1);
       showModel(body.model.name, body.model.version);
       const truth = input.truth ? input.truth.slice(0, body.horizon) : null;
-      drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names });
+      const intervals = body.intervals || null;
+      drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names, intervals });
       el.chart.dataset.state = "ready";
       el.status.textContent =
         `${input.label}: ${input.wave.length} steps observed, ${body.horizon} predicted by ` +
@@ -405,6 +408,10 @@
     const observed = data ? data.observed : [];
     const predicted = data && data.predicted ? data.predicted : null;
     const truth = data && data.truth ? data.truth : null;
+    // prediction intervals, widest first so the narrower ones are drawn over them
+    const bands = data && data.intervals && predicted
+      ? Object.entries(data.intervals).sort((a, b) => Number(b[0]) - Number(a[0]))
+      : [];
     const features = observed.length ? observed[0].length : 0;
     Object.assign(chart.dataset, {
       features: String(features),
@@ -412,6 +419,7 @@
       predictedSeries: String(predicted ? features : 0),
       predictedPoints: String(predicted ? predicted.length : 0),
       truthSeries: String(truth ? features : 0),
+      bands: bands.map(([level]) => level).join(","),
     });
     if (!features) return;
 
@@ -434,7 +442,8 @@
       }
       const vPredicted = predicted ? predicted.map((row) => row[f]) : [];
       const vTruth = truth ? truth.map((row) => row[f]) : [];
-      const [low, high] = extent([vObserved, vPredicted, vTruth]);
+      const vBands = bands.map(([, band]) => [band.lower.map((row) => row[f]), band.upper.map((row) => row[f])]);
+      const [low, high] = extent([vObserved, vPredicted, vTruth, ...vBands.flat()]);
       const y = (v) => top + ((high - v) / (high - low)) * (height - top - bottom);
 
       const panel = document.createElement("figure");
@@ -468,6 +477,11 @@
       if (truth) {
         svg("path", { class: "series truth", d: pathData([last[0], ...after(vTruth)], [last[1], ...vTruth], x, y), "data-points": vTruth.length }, root);
       }
+      vBands.forEach(([lower, upper], i) => {
+        const ts = after(lower);
+        const d = `${pathData(ts, upper, x, y)} L${pathData([...ts].reverse(), [...lower].reverse(), x, y).slice(1)} Z`;
+        svg("path", { class: i ? "band inner" : "band", d, "data-level": bands[i][0] }, root);
+      });
       if (predicted) {
         svg("path", {
           class: "series predicted",
