@@ -14,6 +14,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+import app.keras_import as keras_first  # noqa: F401  before any Keras import: see the module
 from app import errors, openapi
 from app.heap import freeze_heap
 from app.limits import LIMITS

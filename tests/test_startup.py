@@ -1,11 +1,14 @@
-"""XLA's persistent compilation cache: the first start fills it, a restart loads every program from it."""
+"""Start-up time: XLA's persistent compilation cache (the first start fills it, a restart loads every program
+from it), and no optional library imported by Keras on the way."""
 
 import os
+import subprocess
+import sys
 
 import httpx
 
 from app.schemas import example_wave
-from tests.servers import running_server
+from tests.servers import ROOT, running_server
 from training.xla_flags import CACHE_FLAG, tensorflow_version, use_compile_cache
 
 
@@ -39,3 +42,13 @@ def test_a_restart_loads_every_program_from_the_cache_and_answers_the_same(tmp_p
     assert len(entries[0]) >= 2  # the compiled batch sizes (2 for WAVE_MAX_BATCH_SIZE=2) were written
     assert entries[1] == entries[0]  # the restart compiled nothing new: every program came from the cache
     assert answers[1] == answers[0]
+
+
+def test_the_service_imports_keras_without_its_optional_libraries():
+    code = (
+        "import sys, app.main\n"
+        "assert not {'matplotlib', 'sklearn', 'pandas'} & set(sys.modules), sorted(sys.modules)\n"
+        "import matplotlib.figure  # still importable later (the plot route)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
