@@ -42,7 +42,8 @@ async def test_page_is_html_with_viewport_and_stable_ids(client):
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
     assert '<meta name="viewport"' in html
-    for element in ("sample-select", "csv-input", "csv-file", "complete-button", "chart", "error", "latency"):
+    ids = ("model-select", "model-limits", "sample-select", "csv-input", "csv-file", "complete-button", "chart")
+    for element in (*ids, "error", "latency"):
         assert f'id="{element}"' in html
     assert "default-src 'self'" in response.headers["content-security-policy"]
 
@@ -100,11 +101,19 @@ async def test_samples_default_count_and_determinism(client):
 
 
 async def test_samples_are_completed_close_to_their_truth(client):
-    (sample,) = (await client.get("/samples", params={"count": 1, "seed": 11})).json()["samples"]
-    prediction = (await client.post("/predict", json={"wave": sample["wave"]})).json()["prediction"]
-    truth, observed = np.array(sample["truth"]), np.array(sample["wave"])
-    scale = observed.max(axis=0) - observed.min(axis=0)
-    assert (np.abs(np.array(prediction) - truth).mean(axis=0) < 0.5 * scale).all()
+    """Near the model's measured accuracy (MAE / amplitude 0.038 on the held-out test set, see its manifest), far
+    below what the window mean (0.65) or any other flat guess can reach."""
+    samples = (await client.get("/samples", params={"count": 10, "seed": 11})).json()["samples"]
+    batch = (await client.post("/predict/batch", json={"waves": [s["wave"] for s in samples]})).json()["predictions"]
+    errors, flat_errors = [], []
+    for sample, prediction in zip(samples, batch, strict=True):
+        truth, observed = np.array(sample["truth"]), np.array(sample["wave"])
+        amplitude = (observed.max(axis=0) - observed.min(axis=0)) / 2
+        errors.append(np.abs(np.array(prediction) - truth).mean(axis=0) / amplitude)
+        flat_errors.append(np.abs(observed.mean(axis=0) - truth).mean(axis=0) / amplitude)
+    assert np.mean(errors) < 0.08, f"MAE / amplitude {np.mean(errors):.3f}"
+    assert np.max(errors) < 0.25, f"worst feature: MAE / amplitude {np.max(errors):.3f}"
+    assert np.mean(flat_errors) > 0.4  # the bound tells a completion from a flat line
 
 
 @pytest.mark.parametrize("params", [{"count": 0}, {"count": 21}, {"count": "many"}, {"seed": -1}])
@@ -138,7 +147,7 @@ async def test_plot_of_a_long_wave_with_a_short_horizon(client):
     ("body", "message"),
     [
         ({"wave": wave()[:12]}, "wave has 12 steps, at least 60 are needed"),
-        ({"wave": [r[:4] for r in wave()]}, "row 0 has 4 values, the model expects 5"),
+        ({"wave": [r[:4] if i == 3 else r for i, r in enumerate(wave())]}, "row 3 has 4 values, row 0 has 5"),
         ({"wave": wave(), "horizon": 0}, "horizon must be"),
         ({}, "field 'wave' is required"),
     ],
