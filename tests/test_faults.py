@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -70,18 +71,27 @@ def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
     assert "Traceback" not in output
 
 
+def queued_waves(text: str) -> float:
+    """wave_queue_depth in a /metrics answer, summed over its label sets."""
+    return sum(float(v) for v in re.findall(r"^wave_queue_depth(?:\{[^}]*\})? (\S+)$", text, re.MULTILINE))
+
+
 def test_sigterm_lets_inflight_requests_finish_and_exits_zero():
     waves = [example_wave(300, i) for i in range(48)]
-    with running_server() as (url, process):
+    with running_server(env={"WAVE_MAX_BATCH_SIZE": "1"}) as (url, process):
 
-        async def fire() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        async def fire() -> tuple[list[httpx.Response], float]:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as http:
                 tasks = [asyncio.create_task(http.post("/predict/batch", json={"waves": waves})) for _ in range(6)]
-                await asyncio.sleep(0.3)  # the requests are in flight
-                process.send_signal(signal.SIGTERM)
-                return await asyncio.gather(*tasks)
+                queued = 0.0
+                while queued == 0 and not any(task.done() for task in tasks):
+                    queued = queued_waves((await http.get("/metrics")).text)
+                    await asyncio.sleep(0.02)
+                process.send_signal(signal.SIGTERM)  # now waves are known to wait in the queue
+                return await asyncio.gather(*tasks), queued
 
-        responses = asyncio.run(fire())
+        responses, queued = asyncio.run(fire())
+        assert queued > 0, "no request was in flight when the signal was sent; the test proves nothing"
         assert [r.status_code for r in responses] == [200] * 6
         assert all(len(r.json()["predictions"]) == 48 for r in responses)
         assert process.wait(30) == 0
