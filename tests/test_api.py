@@ -114,7 +114,7 @@ async def test_model_summary(client):
     assert response.status_code == 200
     summary = response.json()
     assert summary["name"] == "wave" and summary["version"] == "4"
-    assert summary["features"] == 5 and summary["horizon"] == 150
+    assert summary["features"] == "any" and summary["trained_features"] == 5 and summary["horizon"] == 150
     assert summary["input_length"]["min"] == 60 and summary["input_length"]["max"] == 5000
     assert summary["total_params"] == summary["trainable_params"] > 0
     assert summary["total_params"] == sum(row["params"] for row in summary["layers"] if "/" not in row["name"])
@@ -161,9 +161,9 @@ W = wave(steps=80, seed=9)
         (
             "/predict",
             {"wave": [r[:4] if i == 17 else r for i, r in enumerate(W)]},
-            "row 17 has 4 values, the model expects 5",
+            "row 17 has 4 values, row 0 has 5",  # the default model takes any number of features, but one per wave
         ),
-        ("/predict", {"wave": [[*r, 1.0] for r in W]}, "row 0 has 6 values, the model expects 5"),
+        ("/predict", {"wave": [[*r, 1.0] if i else r for i, r in enumerate(W)]}, "row 1 has 6 values, row 0 has 5"),
         ("/predict", {"wave": replace_cell(W, 3, 2, "abc")}, "value at row 3, column 2 is not a number"),
         ("/predict", {"wave": replace_cell(W, 3, 2, "0.1")}, "value at row 3, column 2 is not a number"),
         ("/predict", {"wave": replace_cell(W, 3, 2, True)}, "value at row 3, column 2 is not a number"),
@@ -188,7 +188,7 @@ W = wave(steps=80, seed=9)
             {"waves": [W, replace_cell(W, 5, 1, "x")]},
             "wave 1: value at row 5, column 1 is not a number",
         ),
-        ("/predict/batch", {"waves": [W, [r[:3] for r in W]]}, "wave 1: row 0 has 3 values, the model expects 5"),
+        ("/predict/batch", {"waves": [W, [r[: 3 + i % 2] for i, r in enumerate(W)]]}, "wave 1: row 1 has 4 values"),
         ("/predict/batch", {"waves": [W], "horizon": True}, "horizon must be an integer between 1 and 150"),
         (
             "/predict/batch",

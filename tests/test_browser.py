@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app.settings import DEFAULT_STORE
+from model_store import resolve_version
 from tests.servers import ROOT, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -161,3 +163,39 @@ def test_phone_layout_fits_the_screen(open_page):
     assert panel and panel["width"] >= 300  # one full-width panel per feature
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page-phone.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def two_model_url(two_model_store):
+    """A real server on `wave` (the default) and `tiny`."""
+    with running_server(env={"WAVE_STORE": str(two_model_store), "WAVE_MAX_BATCH_SIZE": "1"}) as (url, _process):
+        yield url
+
+
+def test_model_picker_chooses_the_model_that_answers(browser, two_model_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        requests = []
+        page.on("request", lambda request: requests.append(request))
+        page.goto(f"{two_model_url}/")
+        page.wait_for_selector("#model-info[data-state='ready']")
+        page.wait_for_selector("#sample-select:not([disabled])")
+        version = resolve_version(DEFAULT_STORE, "wave")
+        assert page.locator("#model-select option").all_inner_texts() == [f"wave v{version} (default)", "tiny v1"]
+        assert page.locator("#model-select").input_value() == "wave"
+        assert "60 to 5000 observed steps" in page.locator("#model-limits").inner_text()
+
+        page.select_option("#model-select", "tiny")
+        assert page.locator("#model-name").inner_text() == "tiny"
+        page.click("#complete-button")
+        page.wait_for_selector("#chart[data-state='ready']")
+        assert page.locator("#model-name").inner_text() == "tiny"
+        assert page.locator("#model-version").inner_text() == "1"
+        assert "predicted by tiny v1" in page.locator("#status").inner_text()
+        posted = [r for r in requests if r.method == "POST" and r.url.endswith("/predict")]
+        assert posted and posted[-1].post_data_json["model"] == "tiny"
+        assert any("model=tiny" in r.url for r in requests if "/samples" in r.url)
+    finally:
+        context.close()

@@ -40,7 +40,9 @@ def faulty_store(two_version_store, tmp_path) -> Path:
     return store
 
 
-@pytest.mark.parametrize("fault", ["missing store", "missing version", "checksum mismatch", "corrupt file"])
+@pytest.mark.parametrize(
+    "fault", ["missing store", "missing version", "checksum mismatch", "corrupt file", "unknown model", "no default"]
+)
 def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
     env = {"WAVE_STORE": str(faulty_store), "WAVE_MODEL_VERSION": "2"}
     model = faulty_store / "wave" / "2" / "model.keras"
@@ -49,11 +51,17 @@ def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
         "missing version": "has no version '7'",
         "checksum mismatch": "checksum mismatch",
         "corrupt file": "cannot load",
+        "unknown model": "no published versions of model 'ghost'",
+        "no default": "the default model 'wave' is not in WAVE_MODELS",
     }[fault]
     if fault == "missing store":
         env["WAVE_STORE"] = str(faulty_store / "nowhere")
     elif fault == "missing version":
         env["WAVE_MODEL_VERSION"] = "7"
+    elif fault == "unknown model":
+        env["WAVE_MODELS"] = "wave:1,ghost"
+    elif fault == "no default":
+        env["WAVE_MODELS"] = "ghost"
     elif fault == "checksum mismatch":
         model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
     else:

@@ -7,26 +7,29 @@ import shutil
 import numpy as np
 import pytest
 
-from app.model_service import chosen_models
+from app.model_service import chosen_models, parallel_loads
 from app.openapi import common_limits
 from app.registry import ModelRegistry, UnknownModelError, parse_model_list
 from app.schemas import ModelInfo, example_wave
-from app.settings import Settings
+from app.settings import DEFAULT_STORE, Settings
 from app.validation import WaveError, wave_array
-from model_store import ModelNotFoundError
+from model_store import ModelNotFoundError, resolve_version
 from tests.conftest import started_app
 from training.loading import load_model
 from training.predict import Predictor
 
 W = example_wave(90, 5)
+WAVE_VERSION = str(resolve_version(DEFAULT_STORE, "wave"))  # the default model's latest, as two_model_store has it
 CSV_BODY = "\n".join(",".join(str(v) for v in row) for row in W)
 
 
 @pytest.fixture(scope="module")
 async def two_models(two_model_store):
-    """An app serving `wave` (the default) and `tiny` from one store, and an ASGI client to it."""
-    async with started_app(store=two_model_store, max_batch_size=1) as (app, http):
-        yield app, http
+    """An app serving `wave` (the default) and `tiny` from one store, loaded side by side as on 4 CPUs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("app.model_service.available_cpus", lambda: 4)
+        async with started_app(store=two_model_store, max_batch_size=1) as (app, http):
+            yield app, http
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,10 @@ class Fake:
     def __init__(self, name: str, features: int | None, horizon: int = 150, min_steps: int = 60):
         self.ref = type("Ref", (), {"name": name})()
         self.features, self.horizon, self.min_steps = features, horizon, min_steps
+
+
+def test_models_load_one_per_two_cpus():
+    assert [parallel_loads(cpus) for cpus in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
 
 
 def test_registry_names_the_served_models_for_an_unknown_one():
@@ -177,6 +184,28 @@ async def test_unknown_model_is_a_404_naming_the_served_ones(two_models, method,
 
 
 @pytest.mark.anyio
+async def test_a_channel_independent_model_completes_any_number_of_features(two_models):
+    app, http = two_models
+    if app.state.registry.get().features is not None:
+        pytest.skip("the default model takes a fixed number of features")
+    five = np.array(W)
+    waves = {1: five[:, :1], 3: five[:, 1:4], 7: np.concatenate([five, five[:, :2] * 2.0], axis=1)}
+    for width, wave in waves.items():
+        response = await http.post("/predict", json={"wave": wave.tolist(), "horizon": 12})
+        assert response.status_code == 200, response.text
+        assert np.shape(response.json()["prediction"]) == (12, width)
+    full = (await http.post("/predict", json={"wave": W, "horizon": 12})).json()["prediction"]
+    one = (await http.post("/predict", json={"wave": five[:, 2:3].tolist(), "horizon": 12})).json()["prediction"]
+    np.testing.assert_allclose(np.array(one)[:, 0], np.array(full)[:, 2], atol=1e-4)  # each feature on its own
+    ragged = await http.post("/predict", json={"wave": [row[: 2 + i % 2] for i, row in enumerate(W)]})
+    assert ragged.status_code == 422 and "row 1 has 3 values, row 0 has 2" in ragged.json()["detail"]
+    models = (await http.get("/models")).json()["models"]
+    assert models[0]["features"] == "any"
+    metadata = (await http.get("/v2/models/wave")).json()
+    assert metadata["inputs"][0]["shape"] == [-1, -1, -1]
+
+
+@pytest.mark.anyio
 async def test_summary_and_samples_per_model(two_models):
     _, http = two_models
     assert (await http.get("/model/summary")).json()["name"] == "wave"
@@ -190,7 +219,7 @@ async def test_summary_and_samples_per_model(two_models):
 @pytest.mark.anyio
 async def test_open_inference_protocol_serves_every_model(two_models):
     _, http = two_models
-    for name, version in (("wave", "4"), ("tiny", "1")):
+    for name, version in (("wave", WAVE_VERSION), ("tiny", "1")):
         metadata = await http.get(f"/v2/models/{name}")
         assert metadata.status_code == 200 and metadata.json()["versions"] == [version]
         assert (await http.get(f"/v2/models/{name}/versions/{version}/ready")).json() == {"name": name, "ready": True}
@@ -216,7 +245,7 @@ async def test_metrics_are_labelled_by_model(two_models):
     await http.post("/predict", json={"wave": W, "model": "tiny"})
     await http.post("/predict", json={"wave": W})
     text = (await http.get("/metrics")).text
-    for name, version in (("wave", "4"), ("tiny", "1")):
+    for name, version in (("wave", WAVE_VERSION), ("tiny", "1")):
         assert f'wave_model_info{{model="{name}",version="{version}"}} 1.0' in text
         assert f'wave_queue_depth{{model="{name}"}} 0.0' in text
         assert app.state.metrics.registry.get_sample_value("wave_inference_batch_size_count", {"model": name}) >= 1
@@ -270,7 +299,7 @@ async def test_reload_swaps_one_model_and_leaves_the_others(two_model_store, tmp
         assert answer.json()["model"] == {"name": "tiny", "version": "2"}
         assert (await http.post("/predict", json={"wave": W})).json()["model"]["name"] == "wave"
         versions = {m["name"]: m["version"] for m in (await http.get("/models")).json()["models"]}
-        assert versions == {"wave": "4", "tiny": "2"}
+        assert versions == {"wave": WAVE_VERSION, "tiny": "2"}
         metrics = (await http.get("/metrics")).text
         assert 'wave_model_info{model="tiny",version="2"} 1.0' in metrics
         assert 'wave_model_info{model="tiny",version="1"}' not in metrics
@@ -280,4 +309,4 @@ async def test_reload_swaps_one_model_and_leaves_the_others(two_model_store, tmp
         missing = await http.post("/admin/reload", json={"model": "tiny", "version": "9"}, headers=admin)
         assert missing.status_code == 404 and "still serving tiny version 2" in missing.json()["detail"]
         default = await http.post("/admin/reload", json={}, headers=admin)
-        assert default.json()["current"] == {"name": "wave", "version": "4"}
+        assert default.json()["current"] == {"name": "wave", "version": WAVE_VERSION}
