@@ -46,7 +46,8 @@ def fit_to_models(node: Any, limits: CommonLimits) -> None:
         if node.get(ROW) and limits.features is not None:
             node["minItems"] = node["maxItems"] = limits.features
         if node.get(HORIZON):
-            node["maximum"] = limits.horizon
+            # the least of WAVE_LIMIT_MAX_HORIZON and the models' horizons
+            node["maximum"] = min(node.get("maximum", limits.horizon), limits.horizon)
         if node.get(WAVE):
             node["minItems"] = max(node.get("minItems", 0), limits.min_steps)
         if node.get(MODEL):
