@@ -33,7 +33,11 @@ def test_server_contract_endpoints(server):
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.get("/health/live").status_code == 200
         assert http.get("/health/ready").json() == {"status": "ok"}
-        assert http.get("/model/summary").json()["features"] == 5
+        assert http.get("/model/summary").json()["trained_features"] == 5
+        assert http.get("/models").json()["models"][0] | {"metrics": None} == {
+            "name": "wave", "version": http.get("/model/summary").json()["version"], "default": True,
+            "features": "any", "horizon": 150, "input_length": {"min": 60, "max": 5000, "context": 300}, "metrics": None,
+        }  # fmt: skip
         assert http.get("/openapi.json").json()["info"]["title"] == "Wave completion service"
         batch = http.post("/predict/batch", json={"waves": [example_wave(60, 1), example_wave(90, 2)], "horizon": 5})
         assert [len(p) for p in batch.json()["predictions"]] == [5, 5]

@@ -85,9 +85,9 @@ async def test_model_metadata_with_and_without_version(client, ref):
         "name": name,
         "versions": [version],
         "platform": "tensorflow_keras",
-        "inputs": [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, 5]}],
+        "inputs": [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, -1]}],  # any number of features
         "outputs": [  # the default model is calibrated: its 80 % and 95 % bands are listed too
-            {"name": output, "datatype": "FP32", "shape": [-1, -1, 5]}
+            {"name": output, "datatype": "FP32", "shape": [-1, -1, -1]}
             for output in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
         ],
     }
@@ -279,7 +279,8 @@ def shape_only(shape: list[int]) -> dict:
         ({"inputs": [tensor(datatype="FP64")]}, "has datatype 'FP64'; the model takes 'FP32'"),
         ({"inputs": [tensor(shape=[80, 5])]}, "has shape [80, 5]; it must be [waves, steps, features]"),
         ({"inputs": [tensor(shape=[1, 80, "5"])]}, "inputs.0.shape.2"),
-        ({"inputs": [tensor(shape=[1, 100, 4])]}, "has 4 features (shape [1, 100, 4]); the model expects 5"),
+        (shape_only([1, 80, 0]), "has 0 features, 1 to 64 are allowed"),
+        (shape_only([1, 80, 65]), "has 65 features, 1 to 64 are allowed"),
         ({"inputs": [tensor(shape=[1, 81, 5])]}, "has 400 values; shape [1, 81, 5] needs 405"),
         ({"inputs": [tensor(data=None)]}, "has no 'data' and no binary_data_size"),
         ({"inputs": [tensor(shape=[1, 20, 5], data=W[:20].ravel().tolist())]}, "wave 0 has 20 steps, at least 60"),
@@ -441,7 +442,7 @@ def test_official_tritonclient_against_a_real_server():
         assert triton.get_server_metadata()["name"] == "wave-completion"
         metadata = triton.get_model_metadata("wave")
         version = metadata["versions"][0]
-        assert metadata["inputs"] == [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, 5]}]
+        assert metadata["inputs"] == [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, -1]}]
         assert [output["name"] for output in metadata["outputs"]] == ["prediction", *BAND_OUTPUTS]
         assert triton.get_model_metadata("wave", version)["name"] == "wave"
         assert triton.is_model_ready("wave") and triton.is_model_ready("wave", version)
@@ -475,10 +476,14 @@ def test_official_tritonclient_against_a_real_server():
         assert np.all(bands["lower_95"] <= bands["lower_80"]) and np.all(bands["lower_80"] <= prediction)
         assert np.all(prediction <= bands["upper_80"]) and np.all(bands["upper_80"] <= bands["upper_95"])
 
-        bad = httpclient.InferInput("wave", [1, 90, 4], "FP32").set_data_from_numpy(waves[:1, :, :4])
+        four = httpclient.InferInput("wave", [1, 90, 4], "FP32").set_data_from_numpy(waves[:1, :, :4])
+        completed = triton.infer("wave", [four], parameters={"horizon": 30}).as_numpy("prediction")
+        assert completed.shape == (1, 30, 4)  # any number of features: each one completed on its own
+        np.testing.assert_allclose(completed[0], native[0][:, :4], atol=1e-4)
+        bad = httpclient.InferInput("wave", [1, 20, 5], "FP32").set_data_from_numpy(waves[:1, :20])
         with pytest.raises(InferenceServerException) as refused:
             triton.infer("wave", [bad], parameters={"horizon": 30})
-        assert refused.value.status() == "400" and "the model expects 5" in refused.value.message()
+        assert refused.value.status() == "400" and "wave 0 has 20 steps, at least 60" in refused.value.message()
         with pytest.raises(InferenceServerException) as unknown:
             triton.infer("nope", [tensor])
         assert unknown.value.status() == "404" and "unknown model 'nope'" in unknown.value.message()
