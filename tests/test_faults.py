@@ -162,24 +162,35 @@ def test_load_64_clients_no_errors_and_memory_stays_flat():
         print(f"1024 requests from 64 clients in {elapsed:.1f} s; RSS {warm} -> {after} kB")
 
 
-def test_logs_are_json_lines_with_the_request_id():
-    with running_server() as (url, process):
-        response = httpx.post(
-            f"{url}/predict", json={"wave": example_wave(60, 1)}, headers={"X-Request-ID": "trace-42"}
-        )
-        assert response.headers["x-request-id"] == "trace-42"
-        time.sleep(0.2)
-        records = [json.loads(line) for line in server_log(process).splitlines() if line.strip()]  # only JSON
+@pytest.fixture(scope="module")
+def plain_server():
+    """One real server for the tests below that only send requests (batching is not under test)."""
+    with running_server(env={"WAVE_MAX_BATCH_SIZE": "1"}) as (url, process):
+        yield url, process
+
+
+def test_logs_are_json_lines_with_the_request_id(plain_server):
+    url, process = plain_server
+    response = httpx.post(f"{url}/predict", json={"wave": example_wave(60, 1)}, headers={"X-Request-ID": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    deadline = time.monotonic() + 60  # the access line is written after the answer: wait for it, however slow
+    while True:
+        text = server_log(process)
+        complete = text[: text.rfind("\n") + 1]  # a line may be half written
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]  # only JSON
         access = [r for r in records if r.get("request_id") == "trace-42"]
-        assert access and access[0]["path"] == "/predict" and access[0]["status"] == 200
-        assert any("loaded model" in r["message"] for r in records)
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert access and access[0]["path"] == "/predict" and access[0]["status"] == 200
+    assert any("loaded model" in r["message"] for r in records)
 
 
-def test_server_answers_are_finite_for_a_random_wave_mix():
+def test_server_answers_are_finite_for_a_random_wave_mix(plain_server):
     rng = np.random.default_rng(5)
-    with running_server(env={"WAVE_LOG_LEVEL": "warning"}) as (url, _):
-        for _ in range(5):
-            steps = int(rng.integers(60, 400))
-            wave = rng.normal(size=(steps, 5)) * 10 ** rng.uniform(-3, 6) + rng.uniform(-1e4, 1e4)
-            response = httpx.post(f"{url}/predict", json={"wave": wave.tolist()}, timeout=30)
-            assert response.status_code == 200 and np.isfinite(response.json()["prediction"]).all()
+    url, _ = plain_server
+    for _ in range(5):
+        steps = int(rng.integers(60, 400))
+        wave = rng.normal(size=(steps, 5)) * 10 ** rng.uniform(-3, 6) + rng.uniform(-1e4, 1e4)
+        response = httpx.post(f"{url}/predict", json={"wave": wave.tolist()}, timeout=120)
+        assert response.status_code == 200 and np.isfinite(response.json()["prediction"]).all()

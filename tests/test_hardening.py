@@ -81,7 +81,7 @@ async def test_flat_feature_stays_flat(client):
 
 
 async def test_full_queue_answers_503_with_retry_after_then_recovers():
-    async with started_app(max_queue=4) as (_, http):
+    async with started_app(max_queue=4, max_batch_size=1) as (_, http):
         response = await http.post("/predict/batch", json={"waves": [W] * 5})
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert "busy" in response.json()["detail"]
@@ -89,14 +89,14 @@ async def test_full_queue_answers_503_with_retry_after_then_recovers():
 
 
 async def test_request_deadline_gives_504():
-    async with started_app(request_timeout_s=1e-6, max_wait_ms=50) as (_, http):
+    async with started_app(request_timeout_s=1e-6, max_batch_size=1) as (_, http):
         response = await http.post("/predict", json={"wave": W})
         assert response.status_code == 504 and "deadline" in response.json()["detail"]
         assert (await http.get("/health/live")).status_code == 200
 
 
 async def test_api_key_guards_inference_when_configured():
-    async with started_app(api_key="s3cret") as (_, http):
+    async with started_app(api_key="s3cret", max_batch_size=1) as (_, http):
         missing = await http.post("/predict", json={"wave": W})
         assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
         wrong = await http.post("/predict", json={"wave": W}, headers={"X-API-Key": "nope"})
@@ -120,7 +120,7 @@ async def test_reload_swaps_versions_and_refuses_broken_ones(two_version_store, 
     data[100] ^= 0xFF
     (broken / "model.keras").write_bytes(bytes(data))
     admin = {"Authorization": "Bearer adm1n"}
-    async with started_app(store=store, model_version="1", admin_token="adm1n") as (_, http):
+    async with started_app(store=store, model_version="1", admin_token="adm1n", max_batch_size=1) as (_, http):
         assert (await http.post("/admin/reload", json={"version": "2"})).status_code == 401
         bad_token = await http.post("/admin/reload", json={"version": "2"}, headers={"Authorization": "Bearer x"})
         assert bad_token.status_code == 401

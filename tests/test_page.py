@@ -171,7 +171,7 @@ async def test_openapi_documents_the_png_and_the_samples(client):
 async def test_plot_needs_the_api_key_like_predict():
     from tests.conftest import started_app
 
-    async with started_app(api_key="s3cret") as (_, http):
+    async with started_app(api_key="s3cret", max_batch_size=1) as (_, http):
         body = {"wave": wave(), "horizon": 20}
         refused = await http.post("/predict/plot", json=body)
         assert refused.status_code == 401 and "API key" in refused.json()["detail"]
