@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.servers import ROOT, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
+README_PICTURE = ROOT / "docs" / "page.png"  # rewritten when WAVE_UPDATE_SCREENSHOT=1
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -31,8 +33,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server_url():
-    """A real uvicorn server on the default model, shared by this module's tests."""
-    with running_server() as (url, _process):
+    """A real uvicorn server on the default model, shared by this module's tests (batching is not under test)."""
+    with running_server(env={"WAVE_MAX_BATCH_SIZE": "1"}) as (url, _process):
         yield url
 
 
@@ -97,6 +99,8 @@ def test_sample_is_completed_and_drawn(open_page):
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+    if os.environ.get("WAVE_UPDATE_SCREENSHOT") == "1":
+        page.screenshot(path=str(README_PICTURE), full_page=True)
 
 
 def test_interval_picker_is_off_by_default_and_shades_the_bands(open_page):
