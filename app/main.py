@@ -29,8 +29,9 @@ keep_calls_on_one_core()  # one inference worker per core (see app/batching.py)
 logger = logging.getLogger("app")
 
 DESCRIPTION = """
-Completes multi-feature waves. Send the observed part of a wave (T steps x F features, F = 5 for the default
-model) and get the next steps (up to 150) back, predicted by a sequence-to-sequence LSTM.
+Completes multi-feature waves. Send the observed part of a wave (T steps x F features: any F for a model whose
+`features` is "any" in GET /models, as the default model's is) and get the next steps (up to 150) back,
+predicted by a sequence-to-sequence LSTM.
 
 Several models may be served: `GET /models` lists them with their own limits (features, horizon, input length);
 a request chooses one with `"model": "NAME"` in its JSON body (`?model=NAME` for CSV bodies and GET endpoints),
