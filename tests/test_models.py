@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from app.model_service import chosen_models, parallel_loads
+from app.model_service import chosen_models
 from app.openapi import common_limits
 from app.registry import ModelRegistry, UnknownModelError, parse_model_list
 from app.schemas import ModelInfo, example_wave
@@ -25,11 +25,9 @@ CSV_BODY = "\n".join(",".join(str(v) for v in row) for row in W)
 
 @pytest.fixture(scope="module")
 async def two_models(two_model_store):
-    """An app serving `wave` (the default) and `tiny` from one store, loaded side by side as on 4 CPUs."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("app.model_service.available_cpus", lambda: 4)
-        async with started_app(store=two_model_store, max_batch_size=1) as (app, http):
-            yield app, http
+    """An app serving `wave` (the default) and `tiny` from one store, and an ASGI client to it."""
+    async with started_app(store=two_model_store, max_batch_size=1) as (app, http):
+        yield app, http
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +68,6 @@ class Fake:
     def __init__(self, name: str, features: int | None, horizon: int = 150, min_steps: int = 60):
         self.ref = type("Ref", (), {"name": name})()
         self.features, self.horizon, self.min_steps = features, horizon, min_steps
-
-
-def test_models_load_one_per_two_cpus():
-    assert [parallel_loads(cpus) for cpus in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
 
 
 def test_registry_names_the_served_models_for_an_unknown_one():
