@@ -75,6 +75,9 @@ def test_fine_tuning_starts_from_a_published_version(tiny_store, tmp_path):
 
 def test_evaluate_prints_a_markdown_table(tiny_store, capsys):
     assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--waves", "10", "--markdown"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("| test waves | model | target |") and len(lines) == 2 + 5
-    assert all(line.count("|") == 8 for line in lines)
+    accuracy, intervals = (part.splitlines() for part in capsys.readouterr().out.strip().split("\n\n"))
+    assert accuracy[0].startswith("| test waves | model | target |") and len(accuracy) == 2 + 5
+    assert all(line.count("|") == 8 for line in accuracy)
+    # the tiny model is calibrated when published: coverage per variant and level (80 and 95)
+    assert intervals[0].startswith("| test waves | level | coverage |") and len(intervals) == 2 + 5 * 2
+    assert all(line.count("|") == 7 for line in intervals)
