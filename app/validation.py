@@ -13,13 +13,18 @@ class WaveError(ValueError):
 
 
 def wave_array(
-    wave: list[list[float | None]] | np.ndarray, features: int | None, min_steps: int, label: str = "wave"
+    wave: list[list[float | None]] | np.ndarray,
+    features: int | None,
+    min_steps: int,
+    label: str = "wave",
+    context: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """The wave as float32 (steps, features) with its gaps (None or NaN) filled, and how many were filled.
 
     WaveError names the first problem (rows and columns are 0-based): a short wave, a row of the wrong width, an
     infinite or too large value, or a feature with no value or more than LIMITS.max_gap_fraction missing.
-    `features` None (a model that takes any number): every row as wide as the first.
+    `features` None (a model that takes any number): every row as wide as the first. With `context` (the steps
+    the model reads), the gap limit holds over those last steps too, not only over the whole wave.
     """
     if len(wave) < min_steps:
         raise WaveError(f"{label} has {len(wave)} steps, at least {min_steps} are needed")
@@ -41,4 +46,12 @@ def wave_array(
         filled, count = fill_gaps(array, LIMITS.max_gap_fraction, label)
     except GapError as error:
         raise WaveError(str(error)) from None
+    if count and context is not None and len(array) > context:
+        missing = np.isnan(array[-context:]).sum(axis=0)
+        feature = int(np.argmax(missing))
+        if missing[feature] > LIMITS.max_gap_fraction * context:
+            raise WaveError(
+                f"{label}: feature {feature} misses {missing[feature]} of the last {context} steps, which the model "
+                f"reads ({missing[feature] / context:.0%}), more than the {LIMITS.max_gap_fraction:.0%} allowed"
+            )
     return filled.astype(np.float32), count

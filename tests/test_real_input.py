@@ -97,6 +97,20 @@ async def test_half_missing_is_still_allowed(client):
     assert response.status_code == 200 and response.json()["filled"] == 60
 
 
+async def test_the_gap_limit_holds_over_the_steps_the_model_reads(client):
+    """A long wave whose last 300 steps (the model's context) are mostly missing is refused, though most of the
+    whole wave is present."""
+    long = wave(900, seed=4)
+    body = {"wave": as_json(with_gaps(long, [(r, 1) for r in range(900 - 200, 900)]))}
+    response = await client.post("/predict", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "wave: feature 1 misses 200 of the last 300 steps, which the model reads (67%), more than the 50% allowed"
+    )
+    body = {"wave": as_json(with_gaps(long, [(r, 1) for r in range(900 - 150, 900)]))}
+    assert (await client.post("/predict", json=body)).json()["filled"] == 150
+
+
 async def test_integers_are_numbers(client):
     response = await client.post("/predict", json={"wave": np.rint(10 * wave()).astype(int).tolist(), "horizon": 3})
     assert response.status_code == 200, response.text

@@ -53,7 +53,10 @@ async def complete(
     total = sum(len(w) for w in waves)
     if total > LIMITS.max_total_steps:
         raise WaveError(f"request has {total} observed steps in all, at most {LIMITS.max_total_steps} are allowed")
-    checked = [wave_array(w, model.features, model.min_steps, label) for w, label in zip(waves, labels, strict=True)]
+    checked = [
+        wave_array(w, model.features, model.min_steps, label, model.context)
+        for w, label in zip(waves, labels, strict=True)
+    ]
     arrays, filled = [array for array, _ in checked], [count for _, count in checked]
     timeout = request.app.state.settings.request_timeout_s
     try:

@@ -131,7 +131,9 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         )
         binary = binary_outputs(infer, [OUTPUT_NAME, *interval_outputs(levels or [])])
         batch = input_batch(tensor, tail, model.features)
-        checked = [wave_array(w, model.features, model.min_steps, f"wave {i}") for i, w in enumerate(batch)]
+        checked = [
+            wave_array(w, model.features, model.min_steps, f"wave {i}", model.context) for i, w in enumerate(batch)
+        ]
         waves, filled = [wave for wave, _ in checked], [count for _, count in checked]
     except (V2Error, WaveError) as exc:
         return error(400, str(exc))
