@@ -137,6 +137,21 @@ def test_csv_with_a_header_and_a_shorter_horizon(open_page):
     assert page.locator("#chart .panel .title").first.text_content() == "a"
 
 
+def test_spreadsheet_csv_with_gaps(open_page):
+    """A decimal-comma export (BOM, ';', CRLF) with empty cells and NA: the gaps go to the service as null."""
+    page = open_page(viewport={"width": 1280, "height": 800})
+    rows = [";".join(f"{((i * (f + 3)) % 17) / 4 + f:.3f}".replace(".", ",") for f in range(5)) for i in range(90)]
+    rows[10] = ";" + rows[10].split(";", 1)[1]  # an empty first cell
+    rows[50] = rows[50].rsplit(";", 1)[0] + ";NA"
+    page.fill("#csv-input", "\ufeffa;b;c;d;e\r\n" + "\r\n".join(rows))
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    assert page.locator("#chart").get_attribute("data-observed-points") == "90"
+    assert page.locator("#chart").get_attribute("data-predicted-series") == "5"
+    assert "(2 missing values filled)" in page.locator("#status").inner_text()
+    assert page.locator("#error").is_hidden()
+
+
 def test_api_error_is_shown_in_words(open_page):
     page = open_page(viewport={"width": 1280, "height": 800})
     page.fill("#csv-input", "f1,f2,f3,f4,f5\n" + "\n".join("1,2,3,4,5" for _ in range(12)))

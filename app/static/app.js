@@ -169,25 +169,35 @@
   }
 
   const isNumber = (cell) => cell !== "" && Number.isFinite(Number(cell));
+  // the cells the API reads as gaps (app/csv_io.py GAP_CELLS); they are sent as null and filled by the service
+  const isGap = (cell) => ["", "nan", "na"].includes(cell.toLowerCase());
 
-  /** Rows of numbers from CSV text: one row per step, one column per feature, optional header row. */
+  /** Rows of numbers (null for a gap) from CSV text: one row per step, one column per feature, optional header row.
+   * Like the API: `;` or tab delimiters with decimal commas (spreadsheet exports), a byte-order mark, CRLF. */
   function parseCsv(text) {
     const lines = text
+      .replace(/^\uFEFF/, "")
       .split(/\r\n|\n|\r/)
       .map((line, index) => ({ text: line.trim(), number: index + 1 }))
       .filter((line) => line.text !== "" && !line.text.startsWith("#"));
     if (lines.length === 0) throw new ApiError("The CSV is empty: paste or upload one row per step.");
     const first = lines[0].text;
-    const separator = first.includes(",") ? "," : first.includes(";") ? ";" : first.includes("\t") ? "\t" : /\s+/;
-    const split = (line) => line.split(separator).map((cell) => cell.trim().replace(/^"(.*)"$/, "$1"));
+    const separator = first.includes(";") ? ";" : first.includes("\t") ? "\t" : first.includes(",") ? "," : /\s+/;
+    const decimalComma = separator !== ",";
+    const split = (line) =>
+      line.split(separator).map((cell) => {
+        const value = cell.trim().replace(/^"(.*)"$/, "$1");
+        return decimalComma ? value.replace(",", ".") : value;
+      });
     let names = null;
-    if (!split(first).every(isNumber)) {
+    if (!split(first).every((cell) => isNumber(cell) || isGap(cell))) {
       names = split(first);
       lines.shift();
     }
     if (lines.length === 0) throw new ApiError("The CSV has a header row but no data rows.");
     const rows = lines.map((line) =>
       split(line.text).map((cell, column) => {
+        if (isGap(cell)) return null;
         if (!isNumber(cell)) {
           throw new ApiError(`CSV line ${line.number}, column ${column + 1}: “${cell}” is not a number.`);
         }
@@ -305,7 +315,9 @@
       drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names, intervals });
       el.chart.dataset.state = "ready";
       el.status.textContent =
-        `${input.label}: ${input.wave.length} steps observed, ${body.horizon} predicted by ` +
+        `${input.label}: ${input.wave.length} steps observed` +
+        (body.filled ? ` (${body.filled} missing values filled)` : "") +
+        `, ${body.horizon} predicted by ` +
         `${body.model.name} v${body.model.version} in ${Math.round(ms)} ms.`;
     } catch (err) {
       failed(err, input);
@@ -382,6 +394,7 @@
     let high = -Infinity;
     for (const values of arrays) {
       for (const v of values) {
+        if (v === null) continue; // a gap
         if (v < low) low = v;
         if (v > high) high = v;
       }
@@ -397,7 +410,15 @@
 
   function pathData(xs, ys, x, y) {
     let d = "";
-    for (let i = 0; i < xs.length; i++) d += `${i ? "L" : "M"}${x(xs[i]).toFixed(1)},${y(ys[i]).toFixed(1)}`;
+    let drawing = false; // a gap (null) breaks the line
+    for (let i = 0; i < xs.length; i++) {
+      if (ys[i] === null) {
+        drawing = false;
+        continue;
+      }
+      d += `${drawing ? "L" : "M"}${x(xs[i]).toFixed(1)},${y(ys[i]).toFixed(1)}`;
+      drawing = true;
+    }
     return d;
   }
 
