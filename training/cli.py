@@ -318,25 +318,13 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         from training.real_series import evaluate_real, model_forecast
 
         report = evaluate_real(model_forecast(Predictor(loaded.model)), config["max_context"], config["horizon"])
-        return {
-            "name": loaded.name,
-            "version": loaded.version,
-            "seconds": round(time.monotonic() - started, 1),
-            **report,
-        }
-    if args.data:
+    elif args.data:
         from training.own_data import evaluate_stored
 
         report = evaluate_stored(args.store, loaded, args.data, args)
-        return {
-            "name": loaded.name,
-            "version": loaded.version,
-            "seconds": round(time.monotonic() - started, 1),
-            **report,
-        }
-    report = evaluate(
-        Predictor(loaded.model), args.waves, config["features"], config["horizon"], loaded.manifest.get("calibration")
-    )
+    else:
+        calibration = loaded.manifest.get("calibration")
+        report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"], calibration)
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
 
