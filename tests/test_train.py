@@ -81,3 +81,76 @@ def test_evaluate_prints_a_markdown_table(tiny_store, capsys):
     # the tiny model is calibrated when published: coverage per variant and level (80 and 95)
     assert intervals[0].startswith("| test waves | level | coverage |") and len(intervals) == 2 + 5 * 2
     assert all(line.count("|") == 7 for line in intervals)
+
+
+def test_weight_average_is_updated_in_the_traced_step_and_swapped_in_for_validation():
+    from dataclasses import replace
+
+    import keras
+
+    from training.model import build_core
+    from training.train import WeightAverage, make_step_functions
+
+    keras.utils.set_random_seed(0)
+    core = build_core(replace(QUICK.model, units=4))
+    optimizer = keras.optimizers.Adam(learning_rate=0.05)
+    average = WeightAverage(core, optimizer, decay=0.5)
+    train_step, validation_step = make_step_functions(core, optimizer, True, average)
+    expected = [v.numpy() for v in core.trainable_variables]
+    rng = np.random.default_rng(0)
+    traces = []
+    for observed, horizon in [(60, 10), (80, 20), (70, 5)]:  # shapes vary: no retracing after the first call
+        train_step(
+            rng.normal(size=(3, observed, 5)).astype("float32"), rng.normal(size=(3, horizon, 5)).astype("float32")
+        )
+        n = optimizer.iterations.numpy()  # the update runs after apply_gradients has counted the step
+        decay = min(0.5, (1 + n) / (10 + n))
+        expected = [
+            decay * e + (1 - decay) * v.numpy() for e, v in zip(expected, core.trainable_variables, strict=True)
+        ]
+        traces.append(train_step.experimental_get_tracing_count())
+    assert traces == [traces[0]] * 3
+    live = [v.numpy() for v in core.trainable_variables]
+    assert not np.allclose(live[0], expected[0])  # the average differs from the live weights
+    pair = (rng.normal(size=(2, 90, 5)).astype("float32"), rng.normal(size=(2, 150, 5)).astype("float32"))
+    live_loss = float(validation_step(*pair))
+    with average.swapped():
+        for v, e in zip(core.trainable_variables, expected, strict=True):
+            np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+        assert float(validation_step(*pair)) != live_loss
+    for v, w in zip(core.trainable_variables, live, strict=True):  # the live weights are back
+        np.testing.assert_array_equal(v.numpy(), w)
+
+
+def test_residual_head_with_a_zero_head_repeats_the_last_point_and_loads_in_safe_mode(tmp_path):
+    from dataclasses import replace
+
+    import keras
+
+    from training.layers import FeedbackDecoderCell
+    from training.model import build_model
+
+    model = build_model(replace(QUICK.model, units=4, residual_head=True))
+    cell = model.get_layer("seq2seq").get_layer("decoder").cell
+    assert cell.get_config()["residual"] is True
+    cell.head.set_weights([np.zeros_like(w) for w in cell.head.get_weights()])
+    wave = np.random.default_rng(0).normal(size=(2, 70, 5)).astype("float32")
+    completion = np.asarray(model(wave))
+    np.testing.assert_allclose(completion, np.repeat(wave[:, -1:], 150, axis=1), rtol=1e-4, atol=1e-4)
+    model.save(tmp_path / "r.keras")
+    loaded = keras.saving.load_model(tmp_path / "r.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(wave)), completion, rtol=1e-5, atol=1e-6)
+    # a cell saved before the option existed has no "residual" in its config and stays a plain head
+    old = {k: v for k, v in cell.get_config().items() if k != "residual"}
+    assert FeedbackDecoderCell.from_config(old).residual is False
+
+
+def test_ema_residual_head_and_final_learning_rate_are_recorded_in_the_manifest(tmp_path):
+    args = ["train", "--store", str(tmp_path), "--name", "e", "--quick", "--max-steps", "20", "--eval-waves", "10"]
+    assert main([*args, "--ema", "0.9", "--residual-head", "--final-learning-rate", "1e-4"]) == 0
+    manifest = load_model(tmp_path, "e").manifest
+    config = manifest["training"]["config"]
+    assert config["ema"] == 0.9 and config["final_learning_rate"] == 1e-4
+    assert manifest["architecture"]["residual_head"] is True
+    assert "residual" in manifest["architecture"]["description"]
+    assert manifest["training"]["history"][-1]["lr"] == pytest.approx(1e-4)

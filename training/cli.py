@@ -46,6 +46,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--max-minutes", type=float, help="wall-time budget; the best checkpoint is kept")
     train.add_argument("--curriculum-steps", type=int, help="steps to grow the trained horizon to the full one")
     train.add_argument("--learning-rate", type=float)
+    train.add_argument("--final-learning-rate", type=float, help="where the cosine schedule ends (default: 2e-5)")
+    train.add_argument(
+        "--ema",
+        type=float,
+        help="decay (e.g. 0.999) of a moving average of the weights that is validated and kept instead of them",
+    )
+    train.add_argument(
+        "--residual-head",
+        action="store_true",
+        help="each decoder step predicts the change from its previous value (a new architecture: not with --init-from)",
+    )
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument("--context", type=int, help="most observed steps the model reads (default: 300)")
@@ -116,6 +127,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "max_minutes": args.max_minutes,
         "curriculum_steps": args.curriculum_steps,
         "learning_rate": args.learning_rate,
+        "final_learning_rate": args.final_learning_rate,
+        "ema": args.ema,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     model_overrides = {
@@ -124,6 +137,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "decoder_depth": args.depth,
         "decoder_state": args.decoder_state,
         "max_context": args.context,
+        "residual_head": args.residual_head or None,
     }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
@@ -286,9 +300,10 @@ def architecture_description(config: ModelConfig) -> str:
     state = "decoder layer i starts from encoder layer i's final state"
     if config.decoder_state == "first_layer":
         state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
+    head = " (residual: it predicts each step's change)" if config.residual_head else ""
     return (
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
-        f" + Dense, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
+        f" + Dense{head}, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
         f" inside the model; only the last {config.max_context} observed steps are read"
     )
 

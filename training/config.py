@@ -20,6 +20,7 @@ class ModelConfig:
     max_context: int = 300
     channel_independent: bool = False  # True: each feature is its own sequence (features folded into the batch)
     decoder_state: str = "first_layer"  # "first_layer" (reference: layers 2.. start at zero) or "all_layers"
+    residual_head: bool = False  # True: each decoder step predicts the change from its input, not the value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +60,7 @@ class TrainConfig:
     max_minutes: float = 80.0
     learning_rate: float = 2e-3
     final_learning_rate: float = 2e-5
+    ema: float = 0.0  # > 0: validate and keep checkpoints of an exponential moving average of the weights
     clipnorm: float = 1.0
     curriculum_start: int = 10
     curriculum_steps: int = 800

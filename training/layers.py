@@ -174,14 +174,16 @@ class DecoderClock(keras.layers.Layer):
 class FeedbackDecoderCell(keras.layers.Layer):
     """One decoder step: stacked LSTM cells and a Dense head, fed its own previous prediction.
 
-    State: [previous prediction, h_1, c_1, ..., h_depth, c_depth]. The clock input is ignored.
+    State: [previous prediction, h_1, c_1, ..., h_depth, c_depth]. The clock input is ignored. With `residual`,
+    the head predicts the change from the previous prediction, which is added to it.
     """
 
-    def __init__(self, units: int, depth: int, output_dim: int, **kwargs):
+    def __init__(self, units: int, depth: int, output_dim: int, residual: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.depth = depth
         self.output_dim = output_dim
+        self.residual = residual
         self.cells = [keras.layers.LSTMCell(units, name=f"decoder_lstm_{i + 1}") for i in range(depth)]
         self.head = keras.layers.Dense(output_dim, name="decoder_head")
         self.state_size = [output_dim] + [units] * (2 * depth)
@@ -200,7 +202,7 @@ class FeedbackDecoderCell(keras.layers.Layer):
         for i, cell in enumerate(self.cells):
             x, (h, c) = cell(x, [states[1 + 2 * i], states[2 + 2 * i]], training=training)
             new_states += [h, c]
-        prediction = self.head(x)
+        prediction = self.head(x) + states[0] if self.residual else self.head(x)
         return prediction, [prediction, *new_states]
 
     def get_config(self):
@@ -209,6 +211,7 @@ class FeedbackDecoderCell(keras.layers.Layer):
             "units": self.units,
             "depth": self.depth,
             "output_dim": self.output_dim,
+            "residual": self.residual,
         }
 
 

@@ -49,7 +49,9 @@ def build_core(config: ModelConfig) -> keras.Model:
         initial_state = [seed, *encoder_states[-1]]
         if config.decoder_depth > 1:
             initial_state += ZeroStates(config.units, 2 * (config.decoder_depth - 1), name="zero_states")(seed)
-    cell = FeedbackDecoderCell(config.units, config.decoder_depth, width, name="feedback_cell")
+    cell = FeedbackDecoderCell(
+        config.units, config.decoder_depth, width, residual=config.residual_head, name="feedback_cell"
+    )
     prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
     return keras.Model([observed, clock], prediction, name="seq2seq")
 

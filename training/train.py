@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -98,8 +99,47 @@ def validation_sets(config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     return sets
 
 
-def make_step_functions(core: keras.Model, optimizer: keras.optimizers.Optimizer, channel_independent: bool):
-    """The train and validation steps, traced once for every batch size, observed length and horizon."""
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights, updated inside the traced train step.
+
+    The decay is min(decay, (1 + n) / (10 + n)) after n optimizer steps, so early averages forget the
+    initialization quickly. `swapped()` puts the average into the model (and the live weights aside) for
+    validation and checkpointing.
+    """
+
+    def __init__(self, core: keras.Model, optimizer: keras.optimizers.Optimizer, decay: float):
+        self.variables = core.trainable_variables
+        self.average = [tf.Variable(v.value, trainable=False) for v in self.variables]
+        self.optimizer = optimizer
+        self.decay = decay
+
+    def update(self) -> None:
+        n = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.decay, (1.0 + n) / (10.0 + n))
+        for average, variable in zip(self.average, self.variables, strict=True):
+            average.assign(decay * average + (1.0 - decay) * variable.value)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The average in the model inside the block, the live weights back after it."""
+        live = [variable.numpy() for variable in self.variables]
+        for average, variable in zip(self.average, self.variables, strict=True):
+            variable.assign(average)
+        try:
+            yield
+        finally:
+            for value, variable in zip(live, self.variables, strict=True):
+                variable.assign(value)
+
+
+def make_step_functions(
+    core: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    channel_independent: bool,
+    average: WeightAverage | None = None,
+):
+    """The train and validation steps, traced once for every batch size, observed length and horizon; the train
+    step also updates `average` when given."""
     normalize = WaveNormalizer()
     fold = FoldFeatures()
     spec = tf.TensorSpec([None, None, None], tf.float32)
@@ -119,6 +159,8 @@ def make_step_functions(core: keras.Model, optimizer: keras.optimizers.Optimizer
             loss = normalized_loss(observed, target, True)
         gradients = tape.gradient(loss, core.trainable_variables)
         optimizer.apply_gradients(zip(gradients, core.trainable_variables, strict=False))
+        if average is not None:
+            average.update()
         return loss
 
     @tf.function(input_signature=[spec, spec])
@@ -145,11 +187,16 @@ def train(
     if initial is not None:
         core.set_weights(initial.get_layer("seq2seq").get_weights())
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
-    train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent)
+    average = WeightAverage(core, optimizer, config.ema) if config.ema > 0 else None
+    train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent, average)
     validation = source.validation_sets(config)
 
     def validation_loss() -> float:
         return float(np.mean([validation_step(*pair) for pair in validation]))
+
+    def evaluated_weights():
+        """The weights validated and saved: the live ones, or their moving average with --ema."""
+        return average.swapped() if average is not None else contextlib.nullcontext()
 
     best, stale, history = math.inf, 0, []
     started = time.monotonic()
@@ -165,7 +212,11 @@ def train(
         out_of_time = elapsed > config.max_minutes * 60
         if step % config.eval_every and step != config.max_steps and not out_of_time:
             continue
-        val_loss = validation_loss()
+        with evaluated_weights():
+            val_loss = validation_loss()
+            improved = val_loss < best and horizon == config.model.horizon
+            if improved:
+                build_model(config.model, core).save(checkpoint_path)
         record = {
             "step": step,
             "horizon": horizon,
@@ -176,10 +227,8 @@ def train(
         }
         history.append(record)
         window = []
-        improved = val_loss < best and horizon == config.model.horizon
         if improved:
             best, stale = val_loss, 0
-            build_model(config.model, core).save(checkpoint_path)
         elif horizon == config.model.horizon:
             stale += 1
         log(
@@ -190,7 +239,8 @@ def train(
             log("stopping: " + ("time budget reached" if out_of_time else "validation loss stalled"))
             break
     if not checkpoint_path.exists():  # the curriculum never reached the full horizon: keep the last weights
-        build_model(config.model, core).save(checkpoint_path)
-        best = validation_loss()
+        with evaluated_weights():
+            build_model(config.model, core).save(checkpoint_path)
+            best = validation_loss()
     model = keras.saving.load_model(checkpoint_path, safe_mode=True)
     return TrainResult(model, best, step, time.monotonic() - started, history)
