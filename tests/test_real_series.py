@@ -72,3 +72,16 @@ def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
     ratios = [e["relative_mae"]["model"] for e in report["series"].values()]
     assert all(np.isfinite(r) and r > 0 for r in ratios)
     assert report["context"] == 300 and report["geometric_mean"]["model"] > 0
+
+
+def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):
+    """`train --synthetic` (the general model's recipe) stores the real-series evaluation in the manifest."""
+    from model_store import load_manifest
+    from training.cli import main
+
+    args = ["train", "--store", str(tmp_path), "--name", "g", "--quick", "--synthetic", "--max-steps", "4"]
+    assert main([*args, "--curriculum-steps", "0", "--eval-waves", "10"]) == 0
+    manifest = load_manifest(tmp_path, "g", 1)
+    assert manifest["data"]["source"] == "synthetic"
+    real = manifest["real_evaluation"]
+    assert set(real["series"]) == {s.name for s in SERIES} and real["geometric_mean"]["model"] > 0

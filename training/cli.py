@@ -218,6 +218,13 @@ def run_train(args: argparse.Namespace) -> dict:
             evaluation = evaluate(
                 Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon, calibration
             )
+        real_evaluation = None
+        if args.synthetic:  # a model for real waves that never saw one: its zero-shot score on recorded series
+            from training.real_series import evaluate_real, model_forecast
+
+            log("evaluating zero-shot on the real recorded series")
+            forecast = model_forecast(Predictor(result.model))
+            real_evaluation = evaluate_real(forecast, config.model.max_context, config.model.horizon)
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "architecture": {
@@ -238,6 +245,7 @@ def run_train(args: argparse.Namespace) -> dict:
                 "initialized_from": lineage,
             },
             "evaluation": evaluation,
+            "real_evaluation": real_evaluation,
             "calibration": calibration,
             "libraries": library_versions(),
         }
