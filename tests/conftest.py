@@ -39,7 +39,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 async def served_app(default_store):
-    """The app on the committed default model, started through its lifespan (load, verify, warm up)."""
+    """The app on the committed store as shipped (`wave`, the default, and `general`), started through its lifespan
+    (load, verify, warm up)."""
     from app.main import create_app
     from app.settings import Settings
 
@@ -94,7 +95,10 @@ async def started_app(**settings):
     from app.main import create_app
     from app.settings import Settings
 
-    app = create_app(Settings(**{"store": DEFAULT_STORE, "model_name": DEFAULT_MODEL, **settings}))
+    defaults = {"store": DEFAULT_STORE, "model_name": DEFAULT_MODEL}
+    if "store" not in settings:  # the committed store holds `general` too: serve only what the test is about
+        defaults["models"] = DEFAULT_MODEL
+    app = create_app(Settings(**{**defaults, **settings}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

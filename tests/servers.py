@@ -35,14 +35,22 @@ def running_server(
     command: list[str] | None = None,
     timeout: float = 120.0,
     cwd: Path | None = None,
+    whole_store: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A uvicorn process serving `app.main:app`, run in `cwd` (default: the repo root).
 
-    Yields (base URL, process) once /health/ready says 200, and always stops the process.
+    On the committed store it serves only `wave` (WAVE_MODELS=wave: one model to compile) unless `env` names a
+    store or models, or `whole_store` asks for every model in it. Yields (base URL, process) once /health/ready
+    says 200, and always stops the process.
     """
     port = free_port()
-    environment = {**os.environ, "WAVE_HOST": "127.0.0.1", "WAVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {**os.environ, "WAVE_HOST": "127.0.0.1", "WAVE_PORT": str(port)}
+    environment.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the service's own default (its log is JSON lines)
     environment.update(env or {})
+    if whole_store:
+        environment.pop("WAVE_MODELS", None)
+    elif not {"WAVE_STORE", "WAVE_MODELS"} & set(env or {}):
+        environment["WAVE_MODELS"] = "wave"
     command = command or [sys.executable, "-m", "app"]
     # output goes to a file: a pipe nobody reads could fill up and block the server
     with tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False) as log:

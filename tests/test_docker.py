@@ -113,7 +113,7 @@ def test_dockerfile_serves_on_the_exposed_port_as_a_non_root_user():
     runtime = final_stage()
     env = stage_env(runtime)
     assert env["WAVE_HOST"] == "0.0.0.0" and env["WAVE_PORT"] in last(runtime, "EXPOSE").split()
-    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2" and env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "3" and env["PYTHONDONTWRITEBYTECODE"] == "1"
     user = last(runtime, "USER").split(":")[0]
     assert user.isdigit() and user != "0", "USER must be a numeric, non-root id (Kubernetes runAsNonRoot)"
     command = exec_form(last(runtime, "CMD"))
@@ -220,7 +220,7 @@ def replay_runtime_stage(image: Image, venv: Path, home: Path) -> None:
     assert all(Path(p).is_relative_to(venv) for p in where.stdout.split()), where.stdout
 
     command = exec_form(last(runtime, "CMD"))
-    with running_server(env=env, command=command, cwd=home, timeout=180) as (url, _):
+    with running_server(env=env, command=command, cwd=home, timeout=180, whole_store=True) as (url, _):
         port = url.rsplit(":", 1)[1]
         probe = healthcheck_argv(runtime)
         run(probe, timeout=30, cwd=home, env={**os.environ, **env, "WAVE_PORT": port})  # the HEALTHCHECK passes

@@ -15,7 +15,8 @@ from training.predict import Predictor
 
 @pytest.fixture(scope="module")
 def server():
-    with running_server() as (url, process):
+    """The service as `make serve` starts it: every model in the committed store."""
+    with running_server(whole_store=True) as (url, process):
         yield url, process
 
 
@@ -38,6 +39,10 @@ def test_server_contract_endpoints(server):
             "name": "wave", "version": http.get("/model/summary").json()["version"], "default": True,
             "features": "any", "horizon": 150, "input_length": {"min": 60, "max": 5000, "context": 300}, "metrics": None,
         }  # fmt: skip
+        names = [(m["name"], m["default"]) for m in http.get("/models").json()["models"]]
+        assert names == [("wave", True), ("general", False)]
+        general = http.post("/predict", json={"wave": example_wave(120, 3), "horizon": 7, "model": "general"})
+        assert general.status_code == 200 and general.json()["model"]["name"] == "general"
         assert http.get("/openapi.json").json()["info"]["title"] == "Wave completion service"
         batch = http.post("/predict/batch", json={"waves": [example_wave(60, 1), example_wave(90, 2)], "horizon": 5})
         assert [len(p) for p in batch.json()["predictions"]] == [5, 5]
