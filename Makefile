@@ -17,7 +17,7 @@ $(VENV)/.test: $(VENV)/.runtime
 
 .PHONY: serve test lint browser
 serve: $(VENV)/.runtime
-	$(VENV)/bin/wave-serve
+	TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/wave-serve
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,9 @@ import logging
 import os
 from contextlib import asynccontextmanager
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# level 3: the service's log stays JSON lines; TensorFlow's C++ notes (and XLA's false alarms when it loads cached
+# programs, openxla/xla#44565) are not the service's, and its failures surface as Python exceptions, logged as JSON
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # inference runs under XLA, where oneDNN's rewrites do not help (measured); off, TensorFlow logs nothing at import
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
