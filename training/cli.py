@@ -204,26 +204,23 @@ def run_train(args: argparse.Namespace) -> dict:
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
         source = training_source(args, config)
         result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
-        calibration = calibrate_or_log(Predictor(result.model), source, config, log)
+        predictor = Predictor(result.model)  # one compiled inference path for calibration and evaluation
+        calibration = calibrate_or_log(predictor, source, config, log)
         if args.data:
             from training.data_evaluation import evaluate_on_data
 
             log("evaluating on the test part of the data files")
-            models = {"model": Predictor(result.model)} | (
-                {"initial_model": Predictor(initial.model)} if initial else {}
-            )
+            models = {"model": predictor} | ({"initial_model": Predictor(initial.model)} if initial else {})
             evaluation = evaluate_on_data(models, source)
         else:
             log(f"evaluating on {args.eval_waves} test waves per variant")
-            evaluation = evaluate(
-                Predictor(result.model), args.eval_waves, config.model.features, config.model.horizon, calibration
-            )
+            evaluation = evaluate(predictor, args.eval_waves, config.model.features, config.model.horizon, calibration)
         real_evaluation = None
         if args.synthetic:  # a model for real waves that never saw one: its zero-shot score on recorded series
             from training.real_series import evaluate_real, model_forecast
 
             log("evaluating zero-shot on the real recorded series")
-            forecast = model_forecast(Predictor(result.model))
+            forecast = model_forecast(predictor)
             real_evaluation = evaluate_real(forecast, config.model.max_context, config.model.horizon)
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
