@@ -187,7 +187,7 @@ def test_wheel_ships_the_default_model(image):
     wheels = list(image.path("/dist").glob("*.whl"))
     assert len(wheels) == 1, wheels
     names = set(zipfile.ZipFile(wheels[0]).namelist())
-    assert {"model_store/wave/5/model.keras", "model_store/wave/5/manifest.json"} <= names
+    assert {"model_store/wave/6/model.keras", "model_store/wave/6/manifest.json"} <= names
     assert {"app/main.py", "training/layers.py", "model_store/store.py"} <= names
     assert not any("__pycache__" in name or "/.staging-" in name for name in names)
 
@@ -230,6 +230,6 @@ def replay_runtime_stage(image: Image, venv: Path, home: Path) -> None:
         wave = example_wave(120, 3)
         response = httpx.post(f"{url}/predict", json={"wave": wave, "horizon": 150}, timeout=60)
         assert response.status_code == 200, response.text
-        assert response.json()["model"] == {"name": "wave", "version": "5"}
+        assert response.json()["model"] == {"name": "wave", "version": "6"}
         expected = Predictor(load_model(ROOT / "model_store", "wave").model)(np.array([wave], np.float32))[0]
         np.testing.assert_allclose(response.json()["prediction"], expected, atol=1e-4)
