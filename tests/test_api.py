@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from app.schemas import example_wave
+from app.settings import DEFAULT_STORE
+from model_store import resolve_version
 from training.data import unit_waves
 from training.loading import load_model
 from training.predict import Predictor
+
+LATEST = str(resolve_version(DEFAULT_STORE, "wave"))  # the default model: its latest version
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +43,7 @@ async def test_predict_matches_the_training_package(client, reference_predict):
     response = await client.post("/predict", json={"wave": w})
     assert response.status_code == 200
     body = response.json()
-    assert body["horizon"] == 150 and body["model"] == {"name": "wave", "version": "6"}
+    assert body["horizon"] == 150 and body["model"] == {"name": "wave", "version": LATEST}
     prediction = np.array(body["prediction"])
     assert prediction.shape == (150, 5)
     expected = reference_predict(np.array([w], np.float32))[0]
@@ -113,7 +117,7 @@ async def test_model_summary(client):
     response = await client.get("/model/summary")
     assert response.status_code == 200
     summary = response.json()
-    assert summary["name"] == "wave" and summary["version"] == "6"
+    assert summary["name"] == "wave" and summary["version"] == LATEST
     assert summary["features"] == "any" and summary["trained_features"] == 5 and summary["horizon"] == 150
     assert summary["input_length"]["min"] == 60 and summary["input_length"]["max"] == 5000
     assert summary["total_params"] == summary["trainable_params"] > 0

@@ -92,7 +92,7 @@ def test_sample_is_completed_and_drawn(open_page):
     assert page.locator("#chart path.series.predicted[data-points='150']").count() == 5
     assert page.locator("#chart path.series.truth").count() == 5
     assert page.locator("#model-name").inner_text() == "wave"
-    assert page.locator("#model-version").inner_text() == "6"
+    assert page.locator("#model-version").inner_text() == str(resolve_version(DEFAULT_STORE, "wave"))
     assert re.fullmatch(r"\d+ ms", page.locator("#latency").inner_text())
     assert float(page.locator("#latency").get_attribute("data-ms")) > 0
     assert page.locator("#error").is_hidden()

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from app.schemas import example_wave
+from model_store import resolve_version
 from tests.servers import ROOT, free_port, running_server
 from training.loading import load_model
 from training.predict import Predictor
@@ -230,6 +231,9 @@ def replay_runtime_stage(image: Image, venv: Path, home: Path) -> None:
         wave = example_wave(120, 3)
         response = httpx.post(f"{url}/predict", json={"wave": wave, "horizon": 150}, timeout=60)
         assert response.status_code == 200, response.text
-        assert response.json()["model"] == {"name": "wave", "version": "6"}
+        assert response.json()["model"] == {
+            "name": "wave",
+            "version": str(resolve_version(ROOT / "model_store", "wave")),
+        }
         expected = Predictor(load_model(ROOT / "model_store", "wave").model)(np.array([wave], np.float32))[0]
         np.testing.assert_allclose(response.json()["prediction"], expected, atol=1e-4)
