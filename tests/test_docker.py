@@ -184,11 +184,13 @@ def image(tmp_path_factory) -> Image:
     return built
 
 
-def test_wheel_ships_the_default_model(image):
+def test_wheel_ships_the_committed_models(image):
     wheels = list(image.path("/dist").glob("*.whl"))
     assert len(wheels) == 1, wheels
     names = set(zipfile.ZipFile(wheels[0]).namelist())
-    assert {"model_store/wave/6/model.keras", "model_store/wave/6/manifest.json"} <= names
+    for name in ("wave", "general"):  # every committed model at its latest version
+        latest = f"model_store/{name}/{resolve_version(ROOT / 'model_store', name)}"
+        assert {f"{latest}/model.keras", f"{latest}/manifest.json"} <= names
     assert {"app/main.py", "training/layers.py", "model_store/store.py"} <= names
     assert not any("__pycache__" in name or "/.staging-" in name for name in names)
 
