@@ -9,16 +9,28 @@ import httpx
 
 from app.schemas import example_wave
 from tests.servers import ROOT, running_server
-from training.xla_flags import CACHE_FLAG, tensorflow_version, use_compile_cache
+from training.xla_flags import CACHE_FLAG, cpu_signature, tensorflow_version, use_compile_cache
 
 
 def test_cache_folder_is_set_once_replacing_an_earlier_one(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_XLA_FLAGS", f"--tf_xla_auto_jit=0 {CACHE_FLAG}=/elsewhere")
     folder = use_compile_cache(tmp_path / "xla")
-    assert folder == tmp_path / "xla" / f"tf-{tensorflow_version()}" and folder.is_dir()
+    assert folder == tmp_path / "xla" / f"tf-{tensorflow_version()}-{cpu_signature()}" and folder.is_dir()
     assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {CACHE_FLAG}={folder}"
     assert use_compile_cache("") is None
     assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_auto_jit=0"
+
+
+def test_each_kind_of_cpu_gets_its_own_cache_folder(tmp_path):
+    """Programs compiled for one CPU's instruction set must not be loaded on another (a shared cache volume)."""
+    avx512 = tmp_path / "a"
+    avx512.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse avx2 avx512f\n")
+    avx2 = tmp_path / "b"
+    avx2.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse avx2\n")
+    twice = tmp_path / "c"
+    twice.write_text(avx2.read_text() + avx2.read_text().replace(": 0", ": 1"))
+    assert cpu_signature(avx512) != cpu_signature(avx2) == cpu_signature(twice)
+    assert cpu_signature(tmp_path / "missing") == "unknown-cpu"
 
 
 def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch):

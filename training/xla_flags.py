@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from importlib.metadata import PackageNotFoundError, version
@@ -39,14 +40,28 @@ def tensorflow_version() -> str:
     return "unknown"
 
 
+def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """A short hash of the CPU's model and instruction-set flags: programs compiled for one CPU may not run on
+    another (XLA warns of SIGILL when it loads a cached program built for other features), so a cache folder
+    shared by different hosts (a mounted volume) keeps one subfolder per kind of CPU."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return "unknown-cpu"
+    keys = ("model name", "flags", "Features", "CPU part")  # x86 and ARM spellings
+    described = sorted({line for line in lines if line.split(":")[0].strip() in keys})
+    return hashlib.sha256("\n".join(described).encode()).hexdigest()[:12]
+
+
 def use_compile_cache(folder: str | Path) -> Path | None:
-    """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version> (created); "" turns the cache off.
+    """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version>-<cpu signature> (created); "" turns the
+    cache off.
 
     Sets TF_XLA_FLAGS, replacing any cache folder already there, so it takes effect if the process has not
     compiled anything with XLA yet. Returns the folder used, or None (off, or the folder cannot be created).
     """
     flags = [flag for flag in os.environ.get("TF_XLA_FLAGS", "").split() if not flag.startswith(CACHE_FLAG)]
-    cache = Path(folder).expanduser() / f"tf-{tensorflow_version()}" if str(folder) else None
+    cache = Path(folder).expanduser() / f"tf-{tensorflow_version()}-{cpu_signature()}" if str(folder) else None
     if cache is not None:
         try:
             if any(character.isspace() for character in str(cache)):
