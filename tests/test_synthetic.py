@@ -10,6 +10,7 @@ from training.synthetic import (
     SyntheticSource,
     kernel_component,
     moving_average,
+    parse_family_weights,
     periodic_shapes,
     synthetic_series,
 )
@@ -109,6 +110,37 @@ def test_family_weights_choose_the_families():
     _, family = synthetic_series(np.random.default_rng(9), 4000, 50)
     shares = np.bincount(family, minlength=len(FAMILY_WEIGHTS)) / 4000
     np.testing.assert_allclose(shares, list(FAMILY_WEIGHTS.values()), atol=0.03)
+
+
+def test_family_mix_from_the_command_line():
+    assert parse_family_weights("sines=0.3, kernel=0.1") == {"sines": 0.3, "kernel": 0.1}
+    for bad, named in [
+        ("sine=1", "unknown family 'sine'"),
+        ("sines=-1", "weight >= 0"),
+        ("sines", "weight >= 0"),
+        ("sines=0", "positive weight"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            parse_family_weights(bad)
+
+
+def test_train_takes_a_family_mix_only_with_synthetic(capsys):
+    from training.cli import parse_args, training_source
+
+    args = parse_args(["train", "--store", "s", "--synthetic", "--families", "sines=3,shapes=1"])
+    source = training_source(args, TrainConfig())
+    assert dict(source.weights) == {"sines": 3.0, "shapes": 1.0}
+    assert source.describe()["families"] == {"sines": 3.0, "shapes": 1.0}
+    assert dict(training_source(parse_args(["train", "--store", "s", "--synthetic"]), TrainConfig()).weights) == (
+        FAMILY_WEIGHTS
+    )
+    for argv, named in [
+        (["--families", "sines=1"], "--families needs --synthetic"),
+        (["--synthetic", "--families", "waves=1"], "unknown family 'waves'"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse_args(["train", "--store", "s", *argv])
+        assert named in capsys.readouterr().err
 
 
 def test_source_batches_are_seeded_and_shaped():

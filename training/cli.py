@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train on the broad synthetic family (training/synthetic.py) instead of the reference sines",
     )
     train.add_argument(
+        "--families",
+        metavar="NAME=WEIGHT,...",
+        type=family_weights,
+        help="with --synthetic: the family mix (default: training.synthetic.FAMILY_WEIGHTS); unnamed families get none",
+    )
+    train.add_argument(
         "--decoder-state",
         choices=["first_layer", "all_layers"],
         help="decoder layers start from: the encoder's final state in layer 1 only (reference), or per layer",
@@ -114,7 +120,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     export.add_argument("--name", default="wave", help="model name inside the store (default: wave)")
     export.add_argument("--version", default="latest", help="version number, or 'latest' (default)")
     export.add_argument("--out", type=Path, required=True, help="base path: writes OUT/<name>/<version>/saved_model.pb")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "families", None) and not args.synthetic:
+        parser.error("--families needs --synthetic")
+    return args
+
+
+def family_weights(text: str) -> dict[str, float]:
+    from training.synthetic import parse_family_weights
+
+    try:
+        return parse_family_weights(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -155,9 +173,10 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
         return file_source(args.data, split, config.model)
     if not args.synthetic:
         return None
-    from training.synthetic import SyntheticSource
+    from training.synthetic import FAMILY_WEIGHTS, SyntheticSource
 
-    return SyntheticSource(config.model.features, max_observed=config.model.max_context)
+    weights = args.families or FAMILY_WEIGHTS
+    return SyntheticSource(config.model.features, max_observed=config.model.max_context, weights=tuple(weights.items()))
 
 
 def library_versions() -> dict[str, str]:

@@ -41,6 +41,24 @@ MIN_OBSERVED_STD = 0.25  # of the whole (standardized) series: flatter observed 
 TAU = 2 * np.pi
 
 
+def parse_family_weights(text: str) -> dict[str, float]:
+    """`name=weight,...` (e.g. `sines=0.3,kernel=0.1`) as family weights; families not named get none."""
+    weights = {}
+    for item in text.split(","):
+        name, separator, value = item.strip().partition("=")
+        if name not in FAMILIES:
+            raise ValueError(f"unknown family {name!r}: choose from {', '.join(FAMILIES)}")
+        try:
+            weights[name] = float(value) if separator else float("nan")
+        except ValueError:
+            weights[name] = float("nan")
+        if not weights[name] >= 0:
+            raise ValueError(f"family {name!r} needs a weight >= 0, as {name}=0.2")
+    if sum(weights.values()) <= 0:
+        raise ValueError("at least one family needs a positive weight")
+    return weights
+
+
 def log_uniform(rng: np.random.Generator, low: float, high: float, size) -> np.ndarray:
     return np.exp(rng.uniform(np.log(low), np.log(high), size))
 
