@@ -3,11 +3,13 @@
 A score is a window's absolute error at one step divided by the wave's difficulty: the model's normalization
 scale (per-wave, per-feature standard deviation of the observed window it reads) times exp(x . beta_step), where
 x describes the observed window (how many steps, piecewise linear in log(steps) since the error grows steeply
-below about 80 steps; how rough; how fast) and beta is fitted per step by least squares on log(|error| / scale)
-on one half of the calibration windows. On the other half the scores' quantiles
-per step, with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken on a grid of
-levels, separately for smooth and for rough (noisy) series. A band is prediction +- quantile x difficulty.
-Channel-independent models treat every feature the same way, so their features are pooled.
+below about 80 steps; how rough; how fast; where in its cycle it starts, as the first value and first slope in
+units of the scale and speed, and their second harmonics) and beta is fitted per step by least squares on
+log(|error| / scale) on one half of the calibration windows. On the other half the scores' quantiles per step,
+with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken on a grid of levels,
+separately per group: smooth or rough (noisy) series, observed for fewer steps than LENGTH_EDGES or more.
+A band is prediction +- quantile x difficulty. Channel-independent models treat every feature the same way,
+so their features are pooled.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ LEVEL_GRID = (*range(1, 100), 99.5, 99.9)
 NOISE_EDGES = (0.05,)  # roughness (std of second differences / std) that separates smooth from noisy series
 SMOOTHING_STEPS = 9  # beta is averaged over this many neighbouring steps
 LENGTH_KNOTS = (60, 75, 100, 150, 225)  # observed steps; the model's context is the last knot
+LENGTH_EDGES = (100,)  # observed steps (up to the context) that separate short windows' quantiles from the rest
+START_TERMS = ("start level", "start slope", "start level x slope", "start level^2 - slope^2")
 MIN_LOG_ERROR = 1e-6
 
 
@@ -35,9 +39,12 @@ def length_knots(context: int) -> list[int]:
     return [knot for knot in LENGTH_KNOTS if knot < context] + [context]
 
 
-def describe(waves: np.ndarray, knots: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, knots + 2) and
-    the roughness (n, F); only the last knots[-1] (the model's context) steps count, as in the model."""
+def describe(
+    waves: np.ndarray, knots: Sequence[int], start_terms: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, terms) and the
+    roughness (n, F); only the last knots[-1] (the model's context) steps count, as in the model. Records made
+    before the start terms existed are read with `start_terms=False`."""
     recent = np.asarray(waves, np.float64)[:, -knots[-1] :]
     mean = recent.mean(axis=1)
     scale = recent.std(axis=1) + 1e-7 * np.abs(mean) + 1e-12  # as training.layers.WaveNormalizer
@@ -45,10 +52,18 @@ def describe(waves: np.ndarray, knots: Sequence[int]) -> tuple[np.ndarray, np.nd
     speed = np.clip(np.diff(recent, axis=1).std(axis=1) / scale, 1e-3, 2.0)
     at = np.interp(np.log(recent.shape[1]), np.log(knots), np.arange(len(knots)))
     hats = np.clip(1 - np.abs(at - np.arange(len(knots))), 0, None)  # weights of the knots, summing to 1
-    design = np.concatenate(
-        [np.broadcast_to(hats, (*scale.shape, len(knots))), roughness[..., None], np.log(speed)[..., None]], axis=-1
-    )
-    return scale, design, roughness
+    terms = [np.broadcast_to(hats, (*scale.shape, len(knots))), roughness[..., None], np.log(speed)[..., None]]
+    if start_terms:  # the phase where the window starts: (level, slope) ~ (sin, cos) of it for a sinusoid
+        level = np.clip((recent[:, 0] - mean) / scale, -3.0, 3.0)
+        slope = np.clip((recent[:, 3] - recent[:, 0]) / (3 * scale * speed), -3.0, 3.0)
+        terms.append(np.stack([level, slope, level * slope, level**2 - slope**2], axis=-1))
+    return scale, np.concatenate(terms, axis=-1), roughness
+
+
+def groups_of(roughness: np.ndarray, steps: int, noise_edges: np.ndarray, length_edges: Sequence[int]) -> np.ndarray:
+    """Quantile group (n, F) of each series: by roughness, then by how many steps the model reads."""
+    length_group = int(np.searchsorted(np.asarray(length_edges), steps, side="right"))
+    return np.searchsorted(noise_edges, roughness, side="right") * (len(length_edges) + 1) + length_group
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class Calibration:
     levels: tuple[float, ...]
     knots: tuple[int, ...]
     noise_edges: np.ndarray
+    length_edges: tuple[int, ...]
+    start_terms: bool
     coefficients: np.ndarray  # (design, horizon)
     quantiles: np.ndarray  # (groups, levels, horizon, 1 or features)
 
@@ -70,6 +87,8 @@ class Calibration:
                 levels=tuple(record["levels"]),
                 knots=tuple(record["length_knots"]),
                 noise_edges=np.asarray(record["noise_edges"], np.float64),
+                length_edges=tuple(record.get("length_edges", ())),
+                start_terms=START_TERMS[0] in record["design"],
                 coefficients=parse_rows(record["coefficients"]),
                 quantiles=quantiles,
             )
@@ -78,8 +97,8 @@ class Calibration:
 
     def difficulty(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Difficulty (n, F, horizon) and noise group (n, F) of each series of observed waves (n, T, F)."""
-        scale, design, roughness = describe(waves, self.knots)
-        group = np.searchsorted(self.noise_edges, roughness, side="right")
+        scale, design, roughness = describe(waves, self.knots, self.start_terms)
+        group = groups_of(roughness, min(waves.shape[1], self.knots[-1]), self.noise_edges, self.length_edges)
         return scale[..., None] * np.exp(design @ self.coefficients), group
 
     def level_index(self, level: float) -> int:
@@ -129,10 +148,11 @@ def fit(
     edges, knots = np.asarray(NOISE_EDGES), length_knots(context)
     for prediction, seen, target in zip(predictions, observed, targets, strict=True):
         scale, design, roughness = describe(seen, knots)
+        group = groups_of(roughness, min(seen.shape[1], knots[-1]), edges, LENGTH_EDGES)
         errors.append(np.abs(np.asarray(prediction, np.float64) - target).transpose(0, 2, 1))  # (n, F, H)
         designs.append(design)
         scales.append(scale)
-        groups.append(np.searchsorted(edges, roughness, side="right"))
+        groups.append(group)
     error, design, scale, group = (np.concatenate(a) for a in (errors, designs, scales, groups))
     windows, features, horizon = error.shape
     order = np.random.default_rng(seed).permutation(windows)
@@ -146,7 +166,7 @@ def fit(
     score_groups = group[scoring]
     columns = [slice(None)] if pooled else [slice(f, f + 1) for f in range(features)]
     per_group = []
-    for g in range(len(edges) + 1):
+    for g in range((len(edges) + 1) * (len(LENGTH_EDGES) + 1)):
         own = [score[:, c][score_groups[:, c] == g] for c in columns]  # each (count, H)
         whole = [score[:, c].reshape(-1, horizon) for c in columns]
         per_group.append([o if len(o) >= 200 else w for o, w in zip(own, whole, strict=True)])
@@ -160,12 +180,14 @@ def fit(
     ]
     return {
         "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[step]))",
-        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)"],
+        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)", *START_TERMS],
         "length_knots": knots,
         "windows": int(windows),
         "series_scored": {f"group {g}": int(sum(len(s) for s in sets)) for g, sets in enumerate(per_group)},
         "pooled_features": pooled,
         "noise_edges": list(NOISE_EDGES),
+        "length_edges": list(LENGTH_EDGES),
+        "groups": "noise group x (length edges + 1) + length group",
         "coefficients": rows(beta),
         "levels": levels,
         "quantile_shape": list(np.shape(quantiles)),  # groups, levels, horizon, 1 or features
