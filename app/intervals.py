@@ -15,10 +15,16 @@ def level_key(level: float) -> str:
     return f"{level:g}"
 
 
-def require_calibration(calibration: Calibration | None, model: str) -> Calibration:
-    """The model's calibration; WaveError (422) when it has none."""
+def require_calibration(calibration: Calibration | None, model: str, levels: Sequence[float]) -> Calibration:
+    """The model's calibration; WaveError (422) when it has none or too few calibration windows for a level."""
     if calibration is None:
         raise WaveError(f"model {model} has no calibrated prediction intervals: send no level")
+    for level in levels:
+        if not calibration.bounds(level):
+            raise WaveError(
+                f"model {model} has prediction intervals up to level {calibration.levels[-1]:g} (too few "
+                f"calibration windows for more): level {level:g} is too high"
+            )
     return calibration
 
 

@@ -74,7 +74,8 @@ Levels = Annotated[
         description=(
             "prediction intervals to add: 1 to 4 levels in percent, each strictly between 0 and 100 (e.g. [80, 95]); "
             "the model's calibration is used at the nearest calibrated level at or above each (1, 2, ... 99, 99.5, "
-            "99.9; higher levels get the 99.9 band)"
+            "99.9; higher levels get the 99.9 band); a model calibrated on too few windows for a level answers 422 "
+            "naming its highest level"
         ),
     ),
 ]

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from model_store import list_versions, load_manifest, resolve_version
-from training.calibration import Calibration, CalibrationError, bands, conformal_quantile, coverage_report, fit
+from training.calibration import (
+    Calibration,
+    CalibrationError,
+    bands,
+    conformal_quantile,
+    coverage_report,
+    fit,
+    series_coverage,
+)
 from training.cli import main
 
 HORIZON = 20
@@ -69,6 +77,19 @@ def test_bands_are_nested_hold_the_prediction_and_scale_with_the_wave(record):
     np.testing.assert_allclose(scaled[1] - scaled[0], 1000 * (result[80][1] - result[80][0]), rtol=1e-6)
     short = bands(predicted[:, :5], seen, record, [80])[80]
     np.testing.assert_allclose(short[0], result[80][0][:, :5])
+
+
+def test_one_series_coverage_counts_only_known_values(record):
+    observed, target, prediction, _ = synthetic_sets(1, 4)
+    seen, truth, predicted = observed[5][:, :, 0], target[5][:, :, 0], prediction[5][:, :, 0]  # 150 steps, noisy
+    report = series_coverage(predicted, seen, truth, record)
+    assert abs(report["80"]["coverage"] - 0.8) < 0.05 and abs(report["95"]["coverage"] - 0.95) < 0.03
+    assert 0 < report["80"]["width_over_mae"] < report["95"]["width_over_mae"]
+    known = np.zeros(truth.shape, bool)
+    known[:, :5] = True  # only the first steps are known: their narrow bands and small errors count alone
+    gappy = np.where(known, truth, np.nan)
+    first = series_coverage(predicted[:, :5], seen, truth[:, :5], record)
+    assert series_coverage(predicted, seen, gappy, record, known=known) == first
 
 
 def test_a_requested_level_uses_the_next_stored_level_up(record):

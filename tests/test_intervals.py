@@ -2,15 +2,16 @@
 
 import csv
 import io
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 from app.schemas import example_wave
-from model_store import load_manifest
+from model_store import load_manifest, resolve_version
 from tests.conftest import started_app
-from training.calibration import Calibration, bands
+from training.calibration import Calibration, bands, parse_rows, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -114,6 +115,28 @@ async def test_a_model_without_calibration_refuses_levels(default_store, tmp_pat
         answer = await http.post("/predict", json={"wave": W, "level": [80]})
         assert answer.status_code == 422 and "no calibrated prediction intervals" in answer.json()["detail"]
         assert (await http.post("/predict", json={"wave": W})).status_code == 200
+
+
+async def test_levels_above_what_few_calibration_windows_bound_are_refused(default_store, tmp_path):
+    """A version calibrated on few windows (levels up to 83, as from a short validation part) serves 80 % bands
+    and refuses 95 % rather than answering the 83 % band under that name."""
+    version = resolve_version(default_store, "wave")
+    folder = tmp_path / "store" / "wave" / str(version)
+    shutil.copytree(default_store / "wave" / str(version), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    record = manifest["calibration"]
+    groups, _, horizon, columns = record["quantile_shape"]
+    curves = parse_rows(record["quantiles"]).reshape(groups, -1, columns, horizon)[:, :83]
+    record |= {"levels": record["levels"][:83], "quantile_shape": [groups, 83, horizon, columns]}
+    record["quantiles"] = rows(curves.reshape(-1, horizon))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    async with started_app(store=tmp_path / "store") as (_, http):
+        assert (await http.post("/predict", json={"wave": W, "level": [80]})).status_code == 200
+        answer = await http.post("/predict", json={"wave": W, "level": [80, 95]})
+        assert answer.status_code == 422 and "up to level 83" in answer.json()["detail"]
+        assert "level 95 is too high" in answer.json()["detail"]
+        v2 = await http.post("/v2/models/wave/infer", json=v2_body([W], horizon=20, level=[95]))
+        assert v2.status_code in (400, 422) and "up to level 83" in v2.text
 
 
 def v2_body(waves, **parameters):

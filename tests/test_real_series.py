@@ -72,6 +72,15 @@ def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
     ratios = [e["relative_mae"]["model"] for e in report["series"].values()]
     assert all(np.isfinite(r) and r > 0 for r in ratios)
     assert report["context"] == 300 and report["geometric_mean"]["model"] > 0
+    for entry in report["series"].values():  # the tiny model is calibrated: its bands are scored too
+        bands = entry["intervals"]
+        assert 0 <= bands["80"]["coverage"] <= bands["95"]["coverage"] <= 1
+        assert 0 < bands["80"]["width_over_mae"] < bands["95"]["width_over_mae"]
+    mean = np.mean([e["intervals"]["95"]["coverage"] for e in report["series"].values()])
+    assert report["mean_coverage"]["95"] == pytest.approx(mean, abs=1e-4)
+    assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--real", "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].endswith("| 80 % / 95 % band coverage |") and lines[-1].count("%") == 2
 
 
 def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):

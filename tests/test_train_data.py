@@ -67,6 +67,7 @@ def test_training_on_a_csv_publishes_a_version_recording_files_split_and_evaluat
     for entry in evaluation["series"].values():
         assert set(entry["mae"]) == {"model", "seasonal_naive", "window_mean", "persistence"}
         assert entry["relative"]["model"] == pytest.approx(entry["mae"]["model"] / entry["mae"]["seasonal_naive"], 1e-3)
+    assert manifest.get("calibration") is None and "mean_coverage" not in evaluation  # no 150-step validation window
     ratios = [entry["relative"]["model"] for entry in evaluation["series"].values()]
     assert evaluation["overall"]["model"] == pytest.approx(np.sqrt(np.prod(ratios)), 1e-3)
     assert evaluation["beats_seasonal_naive"] == (evaluation["overall"]["model"] < 1)
@@ -117,6 +118,27 @@ def test_evaluate_with_data_prints_the_published_report(data_store, data_dir, ca
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| series | period | test windows | model |") and len(lines) == 2 + 2 + 1
     assert lines[-1].startswith("| overall (geometric mean) |")
+
+
+def test_a_long_enough_validation_part_calibrates_bands_scored_on_the_test_part(tmp_path, data_dir, capsys):
+    csv = str(data_dir / "wide.csv")
+    args = ["--store", str(tmp_path), "--name", "banded"]
+    assert main(["train", *args, *QUICK_RUN, "--data", csv, "--val-fraction", "0.2"]) == 0
+    manifest = load_model(tmp_path, "banded", 1).manifest
+    assert manifest["calibration"]["source"].startswith("validation windows of the training source")
+    top = manifest["calibration"]["levels"][-1]  # 200 validation steps: one window per series, levels up to 83
+    assert 80 <= top < 95
+    evaluation = manifest["evaluation"]
+    for entry in evaluation["series"].values():
+        bands = entry["intervals"]  # only the levels its calibration can bound
+        assert set(bands) == {"80"} and 0 <= bands["80"]["coverage"] <= 1 and bands["80"]["width_over_mae"] > 0
+    capsys.readouterr()
+    assert main(["evaluate", *args, "--data", csv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mean_coverage"] == pytest.approx(evaluation["mean_coverage"], abs=1e-3)
+    assert main(["evaluate", *args, "--data", csv, "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].endswith("| 80 % / 95 % band coverage |") and lines[-1].endswith(" % / - |")
 
 
 @pytest.mark.parametrize(

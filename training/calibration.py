@@ -101,6 +101,11 @@ class Calibration:
         group = groups_of(roughness, min(waves.shape[1], self.knots[-1]), self.noise_edges, self.length_edges)
         return scale[..., None] * np.exp(design @ self.coefficients), group
 
+    def bounds(self, level: float) -> bool:
+        """Whether the stored levels reach `level`: always when the grid's top was calibrated (higher levels
+        then use it), otherwise only up to the highest level its windows could bound."""
+        return level <= self.levels[-1] or self.levels[-1] == LEVEL_GRID[-1]
+
     def level_index(self, level: float) -> int:
         """The stored level to use for `level`: the smallest one at least as high (the conservative choice), or
         the highest stored when `level` is above it."""
@@ -242,6 +247,32 @@ def coverage_report(
             },
             "width": round(float(span.mean()), 4),
             "width_over_mae": round(float(span.mean()) / mae, 2),
+        }
+    return report
+
+
+def series_coverage(
+    prediction: np.ndarray,
+    observed: np.ndarray,
+    target: np.ndarray,
+    calibration: Calibration,
+    levels: Sequence[float] = (80, 95),
+    known: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Coverage and mean width over the MAE of one series' windows, (k, H) predictions and targets of (k, T)
+    observed windows, counting only the `known` target values (gaps left out); levels the calibration cannot
+    bound are left out."""
+    known = np.ones(target.shape, bool) if known is None else known
+    mae = float(np.abs(prediction - target)[known].mean())
+    report = {}
+    levels = [level for level in levels if calibration.bounds(level)]
+    for level, (lower, upper) in bands(prediction[..., None], observed[..., None], calibration, levels).items():
+        lower, upper = lower[..., 0], upper[..., 0]
+        inside = (lower <= target) & (target <= upper)
+        width = float((upper - lower)[known].mean())
+        report[f"{level:g}"] = {
+            "coverage": round(float(inside[known].mean()), 4),
+            "width_over_mae": round(width / mae, 2) if mae > 0 else None,
         }
     return report
 

@@ -230,7 +230,7 @@ def run_train(args: argparse.Namespace) -> dict:
 
             log("evaluating on the test part of the data files")
             models = {"model": predictor} | ({"initial_model": Predictor(initial.model)} if initial else {})
-            evaluation = evaluate_on_data(models, source)
+            evaluation = evaluate_on_data(models, source, calibration)
         else:
             log(f"evaluating on {args.eval_waves} test waves per variant")
             evaluation = evaluate(predictor, args.eval_waves, config.model.features, config.model.horizon, calibration)
@@ -240,7 +240,9 @@ def run_train(args: argparse.Namespace) -> dict:
 
             log("evaluating zero-shot on the real recorded series")
             forecast = model_forecast(predictor)
-            real_evaluation = evaluate_real(forecast, config.model.max_context, config.model.horizon)
+            real_evaluation = evaluate_real(
+                forecast, config.model.max_context, config.model.horizon, calibration=calibration
+            )
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "architecture": {
@@ -356,7 +358,9 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     if args.real:
         from training.real_series import evaluate_real, model_forecast
 
-        report = evaluate_real(model_forecast(Predictor(loaded.model)), config["max_context"], config["horizon"])
+        calibration = loaded.manifest.get("calibration")
+        forecast = model_forecast(Predictor(loaded.model))
+        report = evaluate_real(forecast, config["max_context"], config["horizon"], calibration=calibration)
     elif args.data:
         from training.own_data import evaluate_stored
 

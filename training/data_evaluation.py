@@ -18,8 +18,12 @@ from training.seasonality import seasonal_naive
 Forecaster = Callable[[np.ndarray], np.ndarray]  # waves (n, T, F) -> completions (n, horizon, F)
 
 
-def evaluate_on_data(models: dict[str, Forecaster], source: FileSource) -> dict:
-    """Evaluate each model ("model", and "initial_model" for a fine-tune) and the baselines on the test windows."""
+def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibration: dict | None = None) -> dict:
+    """Evaluate each model ("model", and "initial_model" for a fine-tune) and the baselines on the test windows;
+    with the model's calibration record, also the coverage of its 80 % and 95 % bands."""
+    from training.calibration import Calibration, series_coverage
+
+    bands_from = Calibration.from_record(calibration) if calibration else None
     horizon, features = source.model.horizon, source.model.features
     report: dict = {
         "split": "test part of the data files",
@@ -48,6 +52,10 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource) -> dict:
         known = windows.target_known
         mae = {name: float(np.abs(forecast - windows.target)[known].mean()) for name, forecast in forecasts.items()}
         entry["mae"] = {name: round(value, 6) for name, value in mae.items()}
+        if bands_from is not None:
+            entry["intervals"] = series_coverage(
+                forecasts["model"], windows.observed, windows.target, bands_from, known=known
+            )
         if mae["seasonal_naive"] > 0:
             entry["relative"] = {
                 name: round(value / mae["seasonal_naive"], 4) for name, value in mae.items() if name != "seasonal_naive"
@@ -57,18 +65,32 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource) -> dict:
     report["windows"] = sum(entry["windows"] for entry in report["series"].values())
     report["overall"] = {name: round(float(np.exp(np.mean(np.log(v)))), 4) for name, v in ratios.items()}
     report["beats_seasonal_naive"] = bool(report["overall"].get("model", np.inf) < 1)
+    covered = [entry["intervals"] for entry in report["series"].values() if "intervals" in entry]
+    if covered:  # each series counts once, however many windows it has
+        report["mean_coverage"] = {
+            level: round(float(np.mean([c[level]["coverage"] for c in covered])), 4)
+            for level in ("80", "95")
+            if all(level in c for c in covered)
+        }
     return report
 
 
 def markdown_table(report: dict) -> str:
     """One row per series and one overall: MAE / MAE of seasonal naive for each forecaster."""
+    from training.real_series import coverage_cell
+
     columns = [name for name in ("model", "initial_model") if name in report["overall"]]
+    bands = "mean_coverage" in report
     titles = {"model": "model", "initial_model": "model it started from"}
     lines = [
         "| series | period | test windows | "
         + " | ".join(titles[c] for c in columns)
-        + " | window mean | persistence | seasonal naive MAE |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- | --- | --- |",
+        + " | window mean | persistence | seasonal naive MAE |"
+        + (" 80 % / 95 % band coverage |" if bands else ""),
+        "| --- | --- | --- | "
+        + " | ".join("---" for _ in columns)
+        + " | --- | --- | --- |"
+        + (" --- |" if bands else ""),
     ]
     for name, entry in report["series"].items():
         if "relative" not in entry:
@@ -77,8 +99,12 @@ def markdown_table(report: dict) -> str:
         cells = [f"{relative[c]:.3f}" for c in [*columns, "window_mean", "persistence"]]
         lines.append(
             f"| {name} | {entry['period']} | {entry['windows']} | {' | '.join(cells)} | {entry['mae']['seasonal_naive']:.4g} |"
+            + (f" {coverage_cell(entry['intervals'])} |" if bands else "")
         )
     overall = report["overall"]
     cells = [f"**{overall[c]:.3f}**" for c in [*columns, "window_mean", "persistence"]]
-    lines.append(f"| overall (geometric mean) | | {report['windows']} | {' | '.join(cells)} | |")
+    lines.append(
+        f"| overall (geometric mean) | | {report['windows']} | {' | '.join(cells)} | |"
+        + (f" mean {coverage_cell(report['mean_coverage'])} |" if bands else "")
+    )
     return "\n".join(lines)

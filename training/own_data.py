@@ -89,5 +89,5 @@ def evaluate_stored(store: Path, loaded, paths: list[Path], args: argparse.Names
             models["initial_model"] = Predictor(initial.model)
         except ModelNotFoundError:
             pass
-    report = evaluate_on_data(models, source)
+    report = evaluate_on_data(models, source, loaded.manifest.get("calibration"))
     return {"data": source.describe(), "initialized_from": lineage, **report}

@@ -115,14 +115,23 @@ def geometric_mean(values: list[float]) -> float:
 
 
 def evaluate_real(
-    forecast: Callable[[np.ndarray, int], np.ndarray], context: int, horizon: int = 150, series=SERIES
+    forecast: Callable[[np.ndarray, int], np.ndarray],
+    context: int,
+    horizon: int = 150,
+    series=SERIES,
+    calibration: dict | None = None,
 ) -> dict:
-    """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE."""
+    """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE, and
+    with a calibration record the coverage of its 80 % and 95 % bands."""
+    from training.calibration import Calibration, series_coverage
+
+    bands_from = Calibration.from_record(calibration) if calibration else None
     report: dict = {"metric": "MAE / seasonal-naive MAE (known period)", "context": context, "series": {}}
     for item in series:
         observed, target = windows(item.load(), context, horizon, item.period)
+        prediction = forecast(observed, horizon)
         mae = {
-            "model": np.abs(forecast(observed, horizon) - target).mean(),
+            "model": np.abs(prediction - target).mean(),
             "seasonal_naive": np.abs(seasonal_naive(observed, horizon, item.period) - target).mean(),
             "window_mean": np.abs(window_mean(observed, horizon) - target).mean(),
             "persistence": np.abs(persistence(observed, horizon) - target).mean(),
@@ -139,6 +148,8 @@ def evaluate_real(
                 k: round(float(v / mae["seasonal_naive"]), 4) for k, v in mae.items() if k != "seasonal_naive"
             },
         }
+        if bands_from is not None:
+            report["series"][item.name]["intervals"] = series_coverage(prediction, observed, target, bands_from)
     entries = report["series"].values()
     methods = ("model", "window_mean", "persistence")
     report["geometric_mean"] = {m: round(geometric_mean([e["relative_mae"][m] for e in entries]), 4) for m in methods}
@@ -147,6 +158,11 @@ def evaluate_real(
     worst = max(e["relative_mae"]["model"] for e in entries)
     report["targets"] = {"geometric_mean": GEOMETRIC_MEAN_TARGET, "every_series": PER_SERIES_TARGET}
     report["meets_targets"] = report["geometric_mean"]["model"] <= GEOMETRIC_MEAN_TARGET and worst <= PER_SERIES_TARGET
+    if bands_from is not None:  # each series counts once, however many windows it has
+        report["mean_coverage"] = {
+            level: round(float(np.mean([e["intervals"][level]["coverage"] for e in entries])), 4)
+            for level in ("80", "95")
+        }
     return report
 
 
@@ -163,9 +179,11 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
 
 def markdown_table(report: dict, label: str = "model") -> str:
     """The real-series report as a Markdown table (relative MAE; below 1 beats seasonal naive)."""
+    bands = "mean_coverage" in report
     lines = [
-        f"| series | domain | period | windows x observed | {label} | window mean | persistence |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| series | domain | period | windows x observed | {label} | window mean | persistence |"
+        + (" 80 % / 95 % band coverage |" if bands else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if bands else ""),
     ]
     for name, e in report["series"].items():
         mark = " (held aside)" if e["held_aside"] else ""
@@ -173,7 +191,17 @@ def markdown_table(report: dict, label: str = "model") -> str:
         lines.append(
             f"| {name}{mark} | {e['domain']} | {e['period']} | {e['windows']} x {e['observed_steps']} "
             f"| **{r['model']:.3f}** | {r['window_mean']:.3f} | {r['persistence']:.3f} |"
+            + (f" {coverage_cell(e['intervals'])} |" if bands else "")
         )
     g = report["geometric_mean"]
-    lines.append(f"| geometric mean | | | | **{g['model']:.3f}** | {g['window_mean']:.3f} | {g['persistence']:.3f} |")
+    lines.append(
+        f"| geometric mean | | | | **{g['model']:.3f}** | {g['window_mean']:.3f} | {g['persistence']:.3f} |"
+        + (f" mean {coverage_cell(report['mean_coverage'])} |" if bands else "")
+    )
     return "\n".join(lines)
+
+
+def coverage_cell(intervals: dict) -> str:
+    """'81 % / 94 %' from a series' intervals or a mean coverage; '-' for a level the calibration cannot bound."""
+    share = {level: v["coverage"] if isinstance(v, dict) else v for level, v in intervals.items()}
+    return " / ".join(f"{100 * share[level]:.0f} %" if level in share else "-" for level in ("80", "95"))

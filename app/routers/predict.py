@@ -49,7 +49,9 @@ async def complete(
     of values filled per wave, and with `levels` their bands; overload and deadline become 503 and 504."""
     if horizon > model.horizon:
         raise WaveError(f"horizon must be between 1 and {model.horizon}")
-    calibration = require_calibration(model.calibration, f"{model.ref.name} v{model.ref.version}") if levels else None
+    calibration = (
+        require_calibration(model.calibration, f"{model.ref.name} v{model.ref.version}", levels) if levels else None
+    )
     total = sum(len(w) for w in waves)
     if total > LIMITS.max_total_steps:
         raise WaveError(f"request has {total} observed steps in all, at most {LIMITS.max_total_steps} are allowed")

@@ -127,7 +127,7 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
         horizon = requested_horizon(infer, model.horizon)
         levels = requested_levels(infer)
         calibration = (
-            require_calibration(model.calibration, f"{name!r} version {model.ref.version}") if levels else None
+            require_calibration(model.calibration, f"{name!r} version {model.ref.version}", levels) if levels else None
         )
         binary = binary_outputs(infer, [OUTPUT_NAME, *interval_outputs(levels or [])])
         batch = input_batch(tensor, tail, model.features)
