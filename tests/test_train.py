@@ -122,6 +122,31 @@ def test_weight_average_is_updated_in_the_traced_step_and_swapped_in_for_validat
         np.testing.assert_array_equal(v.numpy(), w)
 
 
+def test_the_loss_is_the_squared_or_absolute_error_of_the_normalized_completion():
+    from dataclasses import replace
+
+    import keras
+
+    from training.layers import FoldFeatures, WaveNormalizer
+    from training.model import build_core
+    from training.train import make_step_functions
+
+    keras.utils.set_random_seed(1)
+    core = build_core(replace(QUICK.model, units=4))
+    rng = np.random.default_rng(1)
+    observed = (rng.normal(size=(2, 70, 5)) * 30 + 7).astype("float32")
+    target = (rng.normal(size=(2, 150, 5)) * 30 + 7).astype("float32")
+    normalized, mean, scale = WaveNormalizer()(observed)
+    fold = FoldFeatures()
+    truth = np.asarray(fold((target - mean) / scale))
+    clock = np.zeros_like(truth[:, :, :1])
+    error = np.asarray(core([np.asarray(fold(normalized)), clock])) - truth
+    optimizer = keras.optimizers.Adam()
+    for loss, expected in (("mse", np.mean(error**2)), ("mae", np.mean(np.abs(error)))):
+        _, validation_step = make_step_functions(core, optimizer, True, loss=loss)
+        assert float(validation_step(observed, target)) == pytest.approx(expected, rel=1e-4)
+
+
 def test_residual_head_with_a_zero_head_repeats_the_last_point_and_loads_in_safe_mode(tmp_path):
     from dataclasses import replace
 
@@ -147,10 +172,10 @@ def test_residual_head_with_a_zero_head_repeats_the_last_point_and_loads_in_safe
 
 def test_ema_residual_head_and_final_learning_rate_are_recorded_in_the_manifest(tmp_path):
     args = ["train", "--store", str(tmp_path), "--name", "e", "--quick", "--max-steps", "20", "--eval-waves", "10"]
-    assert main([*args, "--ema", "0.9", "--residual-head", "--final-learning-rate", "1e-4"]) == 0
+    assert main([*args, "--ema", "0.9", "--residual-head", "--final-learning-rate", "1e-4", "--loss", "mae"]) == 0
     manifest = load_model(tmp_path, "e").manifest
     config = manifest["training"]["config"]
-    assert config["ema"] == 0.9 and config["final_learning_rate"] == 1e-4
+    assert config["ema"] == 0.9 and config["final_learning_rate"] == 1e-4 and config["loss"] == "mae"
     assert manifest["architecture"]["residual_head"] is True
     assert "residual" in manifest["architecture"]["description"]
     assert manifest["training"]["history"][-1]["lr"] == pytest.approx(1e-4)

@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="decay (e.g. 0.999) of a moving average of the weights that is validated and kept instead of them",
     )
     train.add_argument(
+        "--loss",
+        choices=["mse", "mae"],
+        help="error trained and validated on normalized values: squared (default) or absolute (as the metric)",
+    )
+    train.add_argument(
         "--residual-head",
         action="store_true",
         help="each decoder step predicts the change from its previous value (a new architecture: not with --init-from)",
@@ -147,6 +152,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "learning_rate": args.learning_rate,
         "final_learning_rate": args.final_learning_rate,
         "ema": args.ema,
+        "loss": args.loss,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     model_overrides = {

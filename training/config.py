@@ -61,6 +61,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     final_learning_rate: float = 2e-5
     ema: float = 0.0  # > 0: validate and keep checkpoints of an exponential moving average of the weights
+    loss: str = "mse"  # on normalized values: "mse" (squared error) or "mae" (absolute error, the metric's own)
     clipnorm: float = 1.0
     curriculum_start: int = 10
     curriculum_steps: int = 800

@@ -137,9 +137,10 @@ def make_step_functions(
     optimizer: keras.optimizers.Optimizer,
     channel_independent: bool,
     average: WeightAverage | None = None,
+    loss: str = "mse",
 ):
     """The train and validation steps, traced once for every batch size, observed length and horizon; the train
-    step also updates `average` when given."""
+    step also updates `average` when given. `loss`: "mse" or "mae" of the normalized values."""
     normalize = WaveNormalizer()
     fold = FoldFeatures()
     spec = tf.TensorSpec([None, None, None], tf.float32)
@@ -151,7 +152,8 @@ def make_step_functions(
             normalized, target = fold(normalized), fold(target)
         clock = tf.zeros_like(target[:, :, :1])
         prediction = core([normalized, clock], training=training)
-        return tf.reduce_mean(tf.square(prediction - target))
+        error = prediction - target
+        return tf.reduce_mean(tf.abs(error) if loss == "mae" else tf.square(error))
 
     @tf.function(input_signature=[spec, spec])
     def train_step(observed, target):
@@ -188,7 +190,9 @@ def train(
         core.set_weights(initial.get_layer("seq2seq").get_weights())
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     average = WeightAverage(core, optimizer, config.ema) if config.ema > 0 else None
-    train_step, validation_step = make_step_functions(core, optimizer, config.model.channel_independent, average)
+    train_step, validation_step = make_step_functions(
+        core, optimizer, config.model.channel_independent, average, config.loss
+    )
     validation = source.validation_sets(config)
 
     def validation_loss() -> float:
