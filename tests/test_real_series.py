@@ -94,3 +94,29 @@ def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):
     assert manifest["data"]["source"] == "synthetic"
     real = manifest["real_evaluation"]
     assert set(real["series"]) == {s.name for s in SERIES} and real["geometric_mean"]["model"] > 0
+    assert "start level" in manifest["calibration"]["design"]
+    assert set(real["mean_coverage"]) == {"80", "95"}
+
+    # `calibrate` redoes a synthetic model's calibration on its own family's validation windows
+    capsys.readouterr()
+    assert main(["calibrate", "--store", str(tmp_path), "--name", "g", "--eval-waves", "10"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (
+        answer["version"] == 2 and answer["calibrated_from"] == 1 and set(answer["real_mean_coverage"]) == {"80", "95"}
+    )
+    again = load_manifest(tmp_path, "g", 2)
+    assert again["calibration"]["source"] == "validation windows of the training source (synthetic)"
+    assert again["calibration"]["quantiles"] == manifest["calibration"]["quantiles"]  # same seed, same windows
+    assert again["real_evaluation"]["series"] == real["series"] and again["sha256"] == manifest["sha256"]
+
+
+def test_calibrate_refuses_a_model_trained_on_files(tmp_path, capsys):
+    from model_store import write_version
+    from training.cli import main
+
+    folder = tmp_path / "store"
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not read before the refusal")
+    write_version(folder, "f", model, {"data": {"source": "files"}, "architecture": {}})
+    assert main(["calibrate", "--store", str(folder), "--name", "f"]) == 1
+    assert "trained on files; `train` calibrates such models" in capsys.readouterr().err

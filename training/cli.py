@@ -110,12 +110,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     calibrate = commands.add_parser(
         "calibrate",
-        help="calibrate prediction intervals of a version (sine models) and publish them as the next version",
+        help="calibrate prediction intervals of a version (trained on sines or on the synthetic family) again and "
+        "publish them as the next version",
     )
     calibrate.add_argument("--store", type=Path, required=True)
     calibrate.add_argument("--name", default="wave")
     calibrate.add_argument("--version", default="latest")
-    calibrate.add_argument("--waves", type=int, default=1000, help="calibration windows per variant (validation split)")
+    calibrate.add_argument(
+        "--waves", type=int, default=1000, help="sine models: calibration windows per variant (validation split)"
+    )
     calibrate.add_argument("--eval-waves", type=int, default=470, help="test waves per variant for the coverage check")
 
     export = commands.add_parser(
@@ -297,32 +300,53 @@ def calibrate_or_log(predictor, source, config: TrainConfig, log) -> dict | None
 
 
 def run_calibrate(args: argparse.Namespace) -> dict:
-    """Calibrate a published version on the sine calibration set and publish the result as the next version."""
-    from model_store import write_version
-    from training.calibration import CalibrationError, sine_calibration
+    """Calibrate a published version again and publish the result as the next version: on the sine calibration
+    set, or for a model trained on the synthetic family on that family's validation windows (then its
+    real-series evaluation is redone with the bands)."""
+    from model_store import load_manifest, resolve_version, write_version
+    from training.calibration import CalibrationError, calibrate_source, sine_calibration
     from training.evaluate import evaluate
     from training.loading import load_model
+    from training.own_data import architecture_of
     from training.predict import Predictor
 
-    loaded = load_model(args.store, args.name, args.version)
-    source = loaded.manifest.get("data", {}).get("source", "sines")
-    if source != "sines":
-        raise CalibrationError(f"{args.name}/{loaded.version} was trained on {source}; `train` calibrates such models")
+    version = resolve_version(args.store, args.name, args.version)
+    data = load_manifest(args.store, args.name, version).get("data", {})
+    source = data.get("source", "sines")
+    if source not in ("sines", "synthetic"):
+        raise CalibrationError(f"{args.name}/{version} was trained on {source}; `train` calibrates such models")
+    loaded = load_model(args.store, args.name, version)
     architecture = loaded.manifest["architecture"]
     predictor = Predictor(loaded.model)
-    calibration = sine_calibration(predictor, architecture, args.waves)
+    updates = {}
+    if source == "synthetic":
+        from training.real_series import evaluate_real, model_forecast
+        from training.synthetic import synthetic_source_of
+
+        model = architecture_of(loaded.manifest)
+        recorded = loaded.manifest["training"]["config"]
+        config = TrainConfig(model=model, seed=recorded["seed"], validation_waves=recorded["validation_waves"])
+        calibration = calibrate_source(predictor, synthetic_source_of(data, model.features), config)
+        real = evaluate_real(model_forecast(predictor), model.max_context, model.horizon, calibration=calibration)
+        updates["real_evaluation"] = real
+    else:
+        calibration = sine_calibration(predictor, architecture, args.waves)
     evaluation = evaluate(predictor, args.eval_waves, architecture["features"], architecture["horizon"], calibration)
     command = "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
     manifest = {
         **{k: v for k, v in loaded.manifest.items() if k not in ("name", "version", "model_file", "sha256")},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "evaluation": evaluation,
+        **updates,
         "calibration": calibration,
         "calibrated_from": {"version": loaded.version, "sha256": loaded.manifest["sha256"], "command": command},
     }
     version = write_version(args.store, args.name, loaded.path, manifest)
     intervals = {name: variant["intervals"] for name, variant in evaluation["variants"].items()}
-    return {"name": args.name, "version": version, "calibrated_from": loaded.version, "intervals": intervals}
+    answer = {"name": args.name, "version": version, "calibrated_from": loaded.version, "intervals": intervals}
+    if "real_evaluation" in updates:
+        answer["real_mean_coverage"] = updates["real_evaluation"]["mean_coverage"]
+    return answer
 
 
 def architecture_description(config: ModelConfig) -> str:

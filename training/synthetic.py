@@ -305,3 +305,16 @@ class SyntheticSource:
             "max_amplitude_log10": self.max_amplitude_log10,
             "max_offset": self.max_offset,
         }
+
+
+def synthetic_source_of(description: dict, features: int) -> SyntheticSource:
+    """The SyntheticSource a manifest's `data` (as written by `SyntheticSource.describe`) was drawn from."""
+    low, high = description["observed"]
+    return SyntheticSource(
+        features,
+        min_observed=low,
+        max_observed=high,
+        weights=tuple(description["families"].items()),
+        max_amplitude_log10=description["max_amplitude_log10"],
+        max_offset=description["max_offset"],
+    )
