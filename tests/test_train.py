@@ -179,3 +179,22 @@ def test_ema_residual_head_and_final_learning_rate_are_recorded_in_the_manifest(
     assert manifest["architecture"]["residual_head"] is True
     assert "residual" in manifest["architecture"]["description"]
     assert manifest["training"]["history"][-1]["lr"] == pytest.approx(1e-4)
+
+
+def test_a_failure_after_training_keeps_the_trained_model_unpublished(tmp_path, monkeypatch, capsys):
+    """An hour of training must survive a crash in calibration, evaluation or publishing."""
+    import keras
+
+    import training.evaluate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(training.evaluate, "evaluate", broken)
+    args = ["train", "--store", str(tmp_path), "--name", "k", "--quick", "--max-steps", "4", "--curriculum-steps", "0"]
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        main(args)
+    [kept] = tmp_path.glob(".unpublished-k-*/best.keras")
+    assert f"the trained model is kept at {kept}" in capsys.readouterr().err
+    assert list_versions(tmp_path, "k") == [] and not list(tmp_path.glob(".training-*"))
+    assert keras.saving.load_model(kept, safe_mode=True).count_params() > 0

@@ -227,11 +227,13 @@ def run_train(args: argparse.Namespace) -> dict:
         }
     args.store.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".training-{args.name}-", dir=args.store))
+    trained = published = False
     try:
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         log(f"training {args.name}: {json.dumps(config.to_dict())}")
         source = training_source(args, config)
         result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
+        trained = True
         predictor = Predictor(result.model)  # one compiled inference path for calibration and evaluation
         calibration = calibrate_or_log(predictor, source, config, log)
         if args.data:
@@ -277,8 +279,13 @@ def run_train(args: argparse.Namespace) -> dict:
             "libraries": library_versions(),
         }
         version = write_version(args.store, args.name, work / "best.keras", manifest)
+        published = True
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if trained and not published:  # a failure after training must not throw the trained weights away
+            kept = work.rename(work.with_name(work.name.replace(".training-", ".unpublished-", 1)))
+            print(f"train: not published; the trained model is kept at {kept / 'best.keras'}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return {
         "name": args.name,
         "version": version,
