@@ -85,6 +85,10 @@ def test_one_series_coverage_counts_only_known_values(record):
     report = series_coverage(predicted, seen, truth, record)
     assert abs(report["80"]["coverage"] - 0.8) < 0.05 and abs(report["95"]["coverage"] - 0.95) < 0.03
     assert 0 < report["80"]["width_over_mae"] < report["95"]["width_over_mae"]
+    assert set(report["80"]["per_horizon"]) == {"1-10", "11-50"}  # a 20-step horizon
+    lower, upper = bands(predicted[..., None], seen[..., None], record, [80])[80]
+    inside = (lower[..., 0] <= truth) & (truth <= upper[..., 0])
+    assert report["80"]["per_horizon"]["1-10"] == pytest.approx(inside[:, :10].mean(), abs=1e-4)
     known = np.zeros(truth.shape, bool)
     known[:, :5] = True  # only the first steps are known: their narrow bands and small errors count alone
     gappy = np.where(known, truth, np.nan)

@@ -28,6 +28,7 @@ LENGTH_KNOTS = (60, 75, 100, 150, 225)  # observed steps; the model's context is
 LENGTH_EDGES = (100,)  # observed steps (up to the context) that separate short windows' quantiles from the rest
 START_TERMS = ("start level", "start slope", "start level x slope", "start level^2 - slope^2")
 MIN_LOG_ERROR = 1e-6
+HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))  # steps whose coverage is reported together
 
 
 class CalibrationError(ValueError):
@@ -224,7 +225,7 @@ def coverage_report(
     amplitudes: Sequence[np.ndarray],
     calibration: Calibration,
     levels: Sequence[float] = (80, 95),
-    buckets: Sequence[tuple[int, int]] = ((1, 10), (11, 50), (51, 100), (101, 150)),
+    buckets: Sequence[tuple[int, int]] = HORIZON_BUCKETS,
 ) -> dict[str, Any]:
     """Per level: the share of true values inside the band (overall and per horizon bucket), the mean width
     relative to the amplitude, and the mean width over the MAE."""
@@ -272,6 +273,11 @@ def series_coverage(
         width = float((upper - lower)[known].mean())
         report[f"{level:g}"] = {
             "coverage": round(float(inside[known].mean()), 4),
+            "per_horizon": {
+                f"{lo}-{hi}": round(float(inside[:, lo - 1 : hi][known[:, lo - 1 : hi]].mean()), 4)
+                for lo, hi in HORIZON_BUCKETS
+                if known[:, lo - 1 : hi].any()
+            },
             "width_over_mae": round(width / mae, 2) if mae > 0 else None,
         }
     return report

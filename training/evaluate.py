@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.baselines import BASELINES
-from training.calibration import Calibration, coverage_report
+from training.calibration import HORIZON_BUCKETS, Calibration, coverage_report
 from training.config import DataSpec
 from training.data import add_noise, scale_and_offset, unit_waves
 from training.predict import Predictor
 
-HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))
 TARGETS = {"unit": 0.05, "scaled": 0.06, "noisy": 0.07, "short": 0.15, "shifted": 0.06}
 EVALUATION_SEED = 20_240_604
 
