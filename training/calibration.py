@@ -97,7 +97,7 @@ class Calibration:
             raise CalibrationError(f"unusable calibration record: {error}") from error
 
     def difficulty(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Difficulty (n, F, horizon) and noise group (n, F) of each series of observed waves (n, T, F)."""
+        """Difficulty (n, F, horizon) and quantile group (n, F) of each series of observed waves (n, T, F)."""
         scale, design, roughness = describe(waves, self.knots, self.start_terms)
         group = groups_of(roughness, min(waves.shape[1], self.knots[-1]), self.noise_edges, self.length_edges)
         return scale[..., None] * np.exp(design @ self.coefficients), group
