@@ -283,6 +283,22 @@ def series_coverage(
     return report
 
 
+def mean_coverage(per_series: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The mean of several series' `series_coverage` per level (80 and 95, where every series has it): each
+    series counts once, however many windows it has."""
+    return {
+        level: round(float(np.mean([s[level]["coverage"] for s in per_series])), 4)
+        for level in ("80", "95")
+        if all(level in s for s in per_series)
+    }
+
+
+def coverage_cell(coverage: dict[str, Any]) -> str:
+    """'81 % / 94 %' from a `series_coverage` or a `mean_coverage`; '-' for a level the calibration cannot bound."""
+    share = {level: v["coverage"] if isinstance(v, dict) else v for level, v in coverage.items()}
+    return " / ".join(f"{100 * share[level]:.0f} %" if level in share else "-" for level in ("80", "95"))
+
+
 def calibrate(
     predict: Callable[[np.ndarray], np.ndarray],
     observed: Sequence[np.ndarray],

@@ -21,7 +21,7 @@ Forecaster = Callable[[np.ndarray], np.ndarray]  # waves (n, T, F) -> completion
 def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibration: dict | None = None) -> dict:
     """Evaluate each model ("model", and "initial_model" for a fine-tune) and the baselines on the test windows;
     with the model's calibration record, also the coverage of its 80 % and 95 % bands."""
-    from training.calibration import Calibration, series_coverage
+    from training.calibration import Calibration, mean_coverage, series_coverage
 
     bands_from = Calibration.from_record(calibration) if calibration else None
     horizon, features = source.model.horizon, source.model.features
@@ -66,18 +66,14 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibrat
     report["overall"] = {name: round(float(np.exp(np.mean(np.log(v)))), 4) for name, v in ratios.items()}
     report["beats_seasonal_naive"] = bool(report["overall"].get("model", np.inf) < 1)
     covered = [entry["intervals"] for entry in report["series"].values() if "intervals" in entry]
-    if covered:  # each series counts once, however many windows it has
-        report["mean_coverage"] = {
-            level: round(float(np.mean([c[level]["coverage"] for c in covered])), 4)
-            for level in ("80", "95")
-            if all(level in c for c in covered)
-        }
+    if covered:
+        report["mean_coverage"] = mean_coverage(covered)
     return report
 
 
 def markdown_table(report: dict) -> str:
     """One row per series and one overall: MAE / MAE of seasonal naive for each forecaster."""
-    from training.real_series import coverage_cell
+    from training.calibration import coverage_cell
 
     columns = [name for name in ("model", "initial_model") if name in report["overall"]]
     bands = "mean_coverage" in report

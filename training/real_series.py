@@ -123,7 +123,7 @@ def evaluate_real(
 ) -> dict:
     """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE, and
     with a calibration record the coverage of its 80 % and 95 % bands."""
-    from training.calibration import Calibration, series_coverage
+    from training.calibration import Calibration, mean_coverage, series_coverage
 
     bands_from = Calibration.from_record(calibration) if calibration else None
     report: dict = {"metric": "MAE / seasonal-naive MAE (known period)", "context": context, "series": {}}
@@ -159,10 +159,7 @@ def evaluate_real(
     report["targets"] = {"geometric_mean": GEOMETRIC_MEAN_TARGET, "every_series": PER_SERIES_TARGET}
     report["meets_targets"] = report["geometric_mean"]["model"] <= GEOMETRIC_MEAN_TARGET and worst <= PER_SERIES_TARGET
     if bands_from is not None:  # each series counts once, however many windows it has
-        report["mean_coverage"] = {
-            level: round(float(np.mean([e["intervals"][level]["coverage"] for e in entries])), 4)
-            for level in ("80", "95")
-        }
+        report["mean_coverage"] = mean_coverage([e["intervals"] for e in entries])
     return report
 
 
@@ -179,6 +176,8 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
 
 def markdown_table(report: dict, label: str = "model") -> str:
     """The real-series report as a Markdown table (relative MAE; below 1 beats seasonal naive)."""
+    from training.calibration import coverage_cell
+
     bands = "mean_coverage" in report
     lines = [
         f"| series | domain | period | windows x observed | {label} | window mean | persistence |"
@@ -199,9 +198,3 @@ def markdown_table(report: dict, label: str = "model") -> str:
         + (f" mean {coverage_cell(report['mean_coverage'])} |" if bands else "")
     )
     return "\n".join(lines)
-
-
-def coverage_cell(intervals: dict) -> str:
-    """'81 % / 94 %' from a series' intervals or a mean coverage; '-' for a level the calibration cannot bound."""
-    share = {level: v["coverage"] if isinstance(v, dict) else v for level, v in intervals.items()}
-    return " / ".join(f"{100 * share[level]:.0f} %" if level in share else "-" for level in ("80", "95"))
