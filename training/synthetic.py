@@ -45,14 +45,14 @@ def parse_family_weights(text: str) -> dict[str, float]:
     """`name=weight,...` (e.g. `sines=0.3,kernel=0.1`) as family weights; families not named get none."""
     weights = {}
     for item in text.split(","):
-        name, separator, value = item.strip().partition("=")
+        name, _, value = item.strip().partition("=")
         if name not in FAMILIES:
             raise ValueError(f"unknown family {name!r}: choose from {', '.join(FAMILIES)}")
         try:
-            weights[name] = float(value) if separator else float("nan")
+            weights[name] = float(value)
         except ValueError:
             weights[name] = float("nan")
-        if not weights[name] >= 0:
+        if not 0 <= weights[name] < float("inf"):
             raise ValueError(f"family {name!r} needs a weight >= 0, as {name}=0.2")
     if sum(weights.values()) <= 0:
         raise ValueError("at least one family needs a positive weight")
