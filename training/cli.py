@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="each decoder step predicts the change from its previous value (a new architecture: not with --init-from)",
     )
+    train.add_argument(
+        "--seasonal-lag",
+        action="store_true",
+        help="the decoder also sees the value one season back (the observed autocorrelation peak); with --init-from"
+        " it widens the initial model, whose predictions it starts from",
+    )
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument("--context", type=int, help="most observed steps the model reads (default: 300)")
@@ -165,6 +171,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "decoder_state": args.decoder_state,
         "max_context": args.context,
         "residual_head": args.residual_head or None,
+        "seasonal_lag": args.seasonal_lag or None,
     }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
@@ -215,6 +222,8 @@ def run_train(args: argparse.Namespace) -> dict:
 
         initial = load_model(args.store, *init_reference(args.init_from, args.name))
         config = replace(config, model=architecture_of(initial.manifest))
+        if args.seasonal_lag:
+            config = replace(config, model=replace(config.model, seasonal_lag=True))
         previous = initial.manifest["training"]
         lineage = {
             "name": initial.name,
@@ -364,6 +373,8 @@ def architecture_description(config: ModelConfig) -> str:
     if config.decoder_state == "first_layer":
         state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
     head = " (residual: it predicts each step's change)" if config.residual_head else ""
+    if config.seasonal_lag:
+        head += ", also fed the value one season (the observed autocorrelation peak) back"
     return (
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
         f" + Dense{head}, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"

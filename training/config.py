@@ -21,6 +21,7 @@ class ModelConfig:
     channel_independent: bool = False  # True: each feature is its own sequence (features folded into the batch)
     decoder_state: str = "first_layer"  # "first_layer" (reference: layers 2.. start at zero) or "all_layers"
     residual_head: bool = False  # True: each decoder step predicts the change from its input, not the value
+    seasonal_lag: bool = False  # True: the decoder also sees the value one season back (channel-independent only)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -171,38 +171,115 @@ class DecoderClock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class SeasonalLag(keras.layers.Layer):
+    """A sequence's season from its autocorrelation, for a decoder that looks one season back.
+
+    Input (batch, T, 1) with an optional mask (batch, T); returns (history, period, strength): the last `history`
+    observed steps left-padded with zeros (batch, history), the lag in 2..steps/2 with the highest autocorrelation
+    peak of the linearly detrended sequence (batch, 1), and that peak's autocorrelation (batch, 1); period 1 and
+    strength 0 when there is no positive peak (as training/seasonality.py's estimate_period, inside the model).
+    """
+
+    def __init__(self, history: int, **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+
+    def call(self, sequences, mask=None):
+        x = sequences[:, -self.history :, 0]
+        steps = ops.shape(x)[1]
+        weight = ops.ones_like(x) if mask is None else ops.cast(mask[:, -self.history :], x.dtype)
+        count = ops.maximum(ops.sum(weight, axis=1, keepdims=True), 1.0)
+        t = ops.cast(ops.arange(steps), x.dtype)[None, :]
+        t_mean = ops.sum(weight * t, axis=1, keepdims=True) / count
+        x_mean = ops.sum(weight * x, axis=1, keepdims=True) / count
+        dt = (t - t_mean) * weight
+        slope = ops.sum(dt * (x - x_mean), axis=1, keepdims=True) / ops.maximum(
+            ops.sum(dt * dt, axis=1, keepdims=True), 1e-9
+        )
+        residual = (x - x_mean - slope * (t - t_mean)) * weight
+        size = 1 << (2 * self.history - 1).bit_length()
+        real, imag = ops.rfft(residual, fft_length=size)
+        power = real * real + imag * imag
+        autocovariance = ops.irfft((power, ops.zeros_like(power)), fft_length=size)
+        max_lag = self.history // 2
+        acf = autocovariance[:, : max_lag + 2] / ops.maximum(autocovariance[:, :1], 1e-12)
+        lags = ops.arange(2, max_lag + 1)
+        middle, before, after = acf[:, 2 : max_lag + 1], acf[:, 1:max_lag], acf[:, 3 : max_lag + 2]
+        peak = (middle > 0) & (middle >= before) & (middle >= after)
+        peak = peak & (ops.cast(lags, x.dtype)[None, :] <= ops.floor(count / 2))
+        score = ops.where(peak, middle, -1.0)
+        strength = ops.maximum(ops.max(score, axis=1, keepdims=True), 0.0)
+        best = ops.cast(ops.argmax(score, axis=1), x.dtype)[:, None] + 2.0
+        period = ops.where(strength > 0, best, 1.0)
+        history = ops.pad(x * weight, [[0, 0], [self.history - steps, 0]])
+        return (
+            ops.stop_gradient(history),
+            ops.stop_gradient(period),
+            ops.stop_gradient(strength),
+        )
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None, None]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.history), (input_shape[0], 1), (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "history": self.history}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class FeedbackDecoderCell(keras.layers.Layer):
     """One decoder step: stacked LSTM cells and a Dense head, fed its own previous prediction.
 
     State: [previous prediction, h_1, c_1, ..., h_depth, c_depth]. The clock input is ignored. With `residual`,
-    the head predicts the change from the previous prediction, which is added to it.
+    the head predicts the change from the previous prediction, which is added to it. With `seasonal_history`
+    (one-channel sequences), the state also holds the last `seasonal_history` values (observed, then predicted),
+    the season's period and its strength (from SeasonalLag): the value one period back goes into the first LSTM
+    cell (with the strength) and straight into the head, so the decoder can repeat a season's shape.
     """
 
-    def __init__(self, units: int, depth: int, output_dim: int, residual: bool = False, **kwargs):
+    def __init__(
+        self, units: int, depth: int, output_dim: int, residual: bool = False, seasonal_history: int = 0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.units = units
         self.depth = depth
         self.output_dim = output_dim
         self.residual = residual
+        self.seasonal_history = seasonal_history
+        if seasonal_history and output_dim != 1:
+            raise ValueError("a seasonal lag needs one-channel sequences (a channel-independent model)")
         self.cells = [keras.layers.LSTMCell(units, name=f"decoder_lstm_{i + 1}") for i in range(depth)]
         self.head = keras.layers.Dense(output_dim, name="decoder_head")
         self.state_size = [output_dim] + [units] * (2 * depth)
+        if seasonal_history:
+            self.state_size += [seasonal_history, 1, 1]
         self.output_size = output_dim
 
     def build(self, input_shape):
-        width = self.output_dim
+        width = self.output_dim + (2 if self.seasonal_history else 0)
         for cell in self.cells:
             cell.build((None, width))
             width = self.units
-        self.head.build((None, self.units))
+        self.head.build((None, self.units + (1 if self.seasonal_history else 0)))
 
     def call(self, inputs, states, training=False):
         x = states[0]
+        if self.seasonal_history:
+            history, period, strength = states[1 + 2 * self.depth :]
+            back = ops.cast(self.seasonal_history - period, "int32")
+            lag = ops.take_along_axis(history, back, axis=1)
+            x = ops.concatenate([x, lag, strength], axis=1)
         new_states = []
         for i, cell in enumerate(self.cells):
             x, (h, c) = cell(x, [states[1 + 2 * i], states[2 + 2 * i]], training=training)
             new_states += [h, c]
+        if self.seasonal_history:
+            x = ops.concatenate([x, lag], axis=1)
         prediction = self.head(x) + states[0] if self.residual else self.head(x)
+        if self.seasonal_history:
+            new_states += [ops.concatenate([history[:, 1:], prediction], axis=1), period, strength]
         return prediction, [prediction, *new_states]
 
     def get_config(self):
@@ -212,6 +289,7 @@ class FeedbackDecoderCell(keras.layers.Layer):
             "depth": self.depth,
             "output_dim": self.output_dim,
             "residual": self.residual,
+            "seasonal_history": self.seasonal_history,
         }
 
 

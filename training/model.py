@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from training.config import ModelConfig
 from training.layers import (
@@ -11,6 +12,7 @@ from training.layers import (
     FeedbackDecoderCell,
     FoldFeatures,
     LastStep,
+    SeasonalLag,
     UnfoldFeatures,
     WaveDenormalizer,
     WaveNormalizer,
@@ -28,7 +30,8 @@ def build_core(config: ModelConfig) -> keras.Model:
 
     Decoder layer 1 starts from the encoder's final (h, c) and layers 2.. from zeros (the reference), or each
     decoder layer from its encoder layer ("all_layers"); the first decoder input is the last observed point
-    and every later input is the previous prediction.
+    and every later input is the previous prediction. With `seasonal_lag` each decoder step also gets the value
+    one season (the observed sequence's autocorrelation peak) back.
     """
     width = channel_width(config)
     observed = keras.Input((None, width), name="observed")
@@ -49,8 +52,17 @@ def build_core(config: ModelConfig) -> keras.Model:
         initial_state = [seed, *encoder_states[-1]]
         if config.decoder_depth > 1:
             initial_state += ZeroStates(config.units, 2 * (config.decoder_depth - 1), name="zero_states")(seed)
+    if config.seasonal_lag:  # the season (autocorrelation peak) and the last steps, for a look one season back
+        if not config.channel_independent:
+            raise ValueError("seasonal_lag needs a channel-independent model")
+        initial_state += SeasonalLag(config.max_context, name="seasonal_lag")(observed)
     cell = FeedbackDecoderCell(
-        config.units, config.decoder_depth, width, residual=config.residual_head, name="feedback_cell"
+        config.units,
+        config.decoder_depth,
+        width,
+        residual=config.residual_head,
+        seasonal_history=config.max_context if config.seasonal_lag else 0,
+        name="feedback_cell",
     )
     prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
     return keras.Model([observed, clock], prediction, name="seq2seq")
@@ -69,3 +81,20 @@ def build_model(config: ModelConfig, core: keras.Model | None = None) -> keras.M
         prediction = UnfoldFeatures(config.features, name="unfold_features")(prediction)
     completion = WaveDenormalizer(name="denormalize")([prediction, mean, scale])
     return keras.Model(wave, completion, name="wave_completion")
+
+
+def copy_core_weights(source: keras.Model, target: keras.Model) -> None:
+    """Start `target` from `source`'s weights; a weight that `target` has more input rows of (a decoder widened
+    by `seasonal_lag`) gets zeros in the new rows, so the widened model first predicts exactly what `source` did."""
+    values = source.get_weights()
+    shapes = [tuple(w.shape) for w in target.weights]
+    if len(values) != len(shapes):
+        raise ValueError(f"cannot start from a model with {len(values)} weights: this one has {len(shapes)}")
+    widened = []
+    for value, shape in zip(values, shapes, strict=True):
+        if value.shape != shape:
+            if value.ndim != len(shape) or value.shape[1:] != shape[1:] or value.shape[0] > shape[0]:
+                raise ValueError(f"cannot start a weight of shape {shape} from one of shape {value.shape}")
+            value = np.concatenate([value, np.zeros((shape[0] - value.shape[0], *shape[1:]), value.dtype)])
+        widened.append(value)
+    target.set_weights(widened)

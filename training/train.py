@@ -17,7 +17,7 @@ import tensorflow as tf
 from training.config import DataSpec, TrainConfig
 from training.data import training_batch, unit_waves
 from training.layers import FoldFeatures, WaveNormalizer
-from training.model import build_core, build_model
+from training.model import build_core, build_model, copy_core_weights
 
 
 @dataclass
@@ -187,7 +187,7 @@ def train(
     min_observed, max_observed = source.observed_range()
     core = build_core(config.model)
     if initial is not None:
-        core.set_weights(initial.get_layer("seq2seq").get_weights())
+        copy_core_weights(initial.get_layer("seq2seq"), core)
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     average = WeightAverage(core, optimizer, config.ema) if config.ema > 0 else None
     train_step, validation_step = make_step_functions(
