@@ -177,7 +177,8 @@ class SeasonalLag(keras.layers.Layer):
     Input (batch, T, 1) with an optional mask (batch, T); returns (history, period, strength): the last `history`
     observed steps left-padded with zeros (batch, history), the lag in 2..steps/2 with the highest autocorrelation
     peak of the linearly detrended sequence (batch, 1), and that peak's autocorrelation (batch, 1); period 1 and
-    strength 0 when there is no positive peak (as training/seasonality.py's estimate_period, inside the model).
+    strength 0 when there is no positive peak or nothing but a line (training/seasonality.py's estimate_period,
+    inside the model).
     """
 
     def __init__(self, history: int, **kwargs):
@@ -209,6 +210,9 @@ class SeasonalLag(keras.layers.Layer):
         peak = peak & (ops.cast(lags, x.dtype)[None, :] <= ops.floor(count / 2))
         score = ops.where(peak, middle, -1.0)
         strength = ops.maximum(ops.max(score, axis=1, keepdims=True), 0.0)
+        # a straight line leaves only float32 rounding after detrending: its autocorrelation peaks mean nothing
+        energy = ops.sum(ops.square((x - x_mean) * weight), axis=1, keepdims=True)
+        strength = ops.where(autocovariance[:, :1] > 1e-6 * energy, strength, 0.0)
         best = ops.cast(ops.argmax(score, axis=1), x.dtype)[:, None] + 2.0
         period = ops.where(strength > 0, best, 1.0)
         history = ops.pad(x * weight, [[0, 0], [self.history - steps, 0]])

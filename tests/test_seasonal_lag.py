@@ -1,0 +1,104 @@
+"""The seasonal lag: the season estimated inside the model, a decoder that can repeat it, widening a model."""
+
+import shutil
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+
+from training.cli import QUICK, main
+from training.layers import SeasonalLag
+from training.loading import load_model
+from training.model import build_core, build_model, copy_core_weights
+from training.predict import Predictor
+from training.seasonality import estimate_period, seasonal_naive
+
+LAG_MODEL = replace(QUICK.model, units=4, seasonal_lag=True)
+
+
+def periodic_series(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """Sines of random periods and lengths, half noisy, on random linear trends."""
+    series = []
+    for i in range(count):
+        steps, period = int(rng.integers(60, 301)), rng.uniform(4, 120)
+        t = np.arange(steps)
+        noise = 0.3 * rng.normal(size=steps) * (i % 2)
+        series.append(np.sin(2 * np.pi * t / period) + 0.01 * rng.normal() * t + noise)
+    return series
+
+
+def test_the_season_in_the_model_is_the_seasonality_modules_estimate_with_or_without_padding():
+    layer = SeasonalLag(300)
+    periods = []
+    for x in periodic_series(np.random.default_rng(0), 30):
+        history, period, strength = (np.asarray(v) for v in layer(x[None, :, None].astype("float32")))
+        assert int(period[0, 0]) == estimate_period(x, 150)
+        assert 0 < strength[0, 0] <= 1 if period[0, 0] > 1 else strength[0, 0] == 0  # 1: no peak below half
+        np.testing.assert_allclose(history[0, -len(x) :], x, rtol=1e-6, atol=1e-6)
+        assert not history[0, : 300 - len(x)].any()
+        padded, mask = np.zeros((1, 300, 1), "float32"), np.zeros((1, 300), bool)
+        padded[0, -len(x) :, 0], mask[0, -len(x) :] = x, True
+        padded[0, : 300 - len(x), 0] = 7.0  # what a masked step holds must not matter
+        masked = [np.asarray(v) for v in layer(padded, mask=mask)]
+        assert masked[1][0, 0] == period[0, 0]
+        np.testing.assert_allclose(masked[2], strength, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(masked[0], history, rtol=1e-6, atol=1e-6)
+        periods.append(int(period[0, 0]))
+    assert sum(p > 1 for p in periods) >= 20  # most have a season to find
+
+
+def test_a_series_without_a_season_gets_period_one_and_strength_zero():
+    line = np.linspace(-1, 1, 200, dtype="float32")[None, :, None]
+    _, period, strength = layer_output = SeasonalLag(300)(line)
+    assert float(period[0, 0]) == 1.0 and float(strength[0, 0]) == 0.0
+    assert len(layer_output) == 3
+
+
+def test_a_decoder_whose_head_passes_the_lag_repeats_the_last_season_and_loads_in_safe_mode(tmp_path):
+    model = build_model(LAG_MODEL)
+    cell = model.get_layer("seq2seq").get_layer("decoder").cell
+    kernel, bias = cell.head.get_weights()
+    assert kernel.shape == (LAG_MODEL.units + 1, 1)  # the LSTM output and the lag
+    kernel[:] = 0.0
+    kernel[-1] = 1.0
+    cell.head.set_weights([kernel, np.zeros_like(bias)])
+    t = np.arange(240)
+    sharp = np.where(t % 24 < 5, 3.0 * (t % 24), 15.0 - 0.5 * (t % 24))  # fast rise, slow fall: not a sine
+    wave = np.stack([40 + 2 * sharp, -sharp, 1e3 + sharp / 10, sharp, 5 * sharp], axis=1)[None].astype("float32")
+    expected = seasonal_naive(wave, 150, 24)
+    completion = np.asarray(model(wave))
+    np.testing.assert_allclose(completion, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(Predictor(model)(wave), expected, rtol=1e-4, atol=1e-3)  # the compiled path
+    model.save(tmp_path / "lag.keras")
+    loaded = keras.saving.load_model(tmp_path / "lag.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(wave)), completion, rtol=1e-5, atol=1e-5)
+
+
+def test_a_seasonal_lag_needs_a_channel_independent_model():
+    with pytest.raises(ValueError, match="channel-independent"):
+        build_core(replace(LAG_MODEL, channel_independent=False, decoder_state="first_layer"))
+
+
+def test_copying_weights_into_a_widened_core_starts_from_the_same_predictions():
+    plain = build_model(replace(LAG_MODEL, seasonal_lag=False))
+    core = build_core(LAG_MODEL)
+    copy_core_weights(plain.get_layer("seq2seq"), core)
+    widened = build_model(LAG_MODEL, core)
+    wave = np.random.default_rng(1).normal(size=(3, 90, 5)).astype("float32")
+    np.testing.assert_allclose(np.asarray(widened(wave)), np.asarray(plain(wave)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot start"):
+        copy_core_weights(core, build_core(replace(LAG_MODEL, seasonal_lag=False)))  # narrowing loses weights
+
+
+def test_train_seasonal_lag_widens_an_initial_model_and_records_it(tiny_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    args = ["train", "--store", str(store), "--name", "tiny", "--quick", "--max-steps", "1", "--eval-waves", "10"]
+    assert main([*args, "--init-from", "1", "--seasonal-lag", "--curriculum-steps", "0"]) == 0
+    parent, child = load_model(store, "tiny", 1), load_model(store, "tiny", 2)
+    assert child.manifest["architecture"]["seasonal_lag"] is True
+    assert "one season" in child.manifest["architecture"]["description"]
+    assert child.manifest["training"]["initialized_from"]["version"] == 1
+    assert parent.manifest["architecture"].get("seasonal_lag", False) is False
+    assert child.model.count_params() == parent.model.count_params() + 2 * 4 * QUICK.model.units + 1
