@@ -18,12 +18,19 @@ def flops_per_wave(architecture: dict, observed_steps: int) -> int:
     encoder = sum(
         steps * lstm_step_flops(width if i == 0 else units, units) for i in range(architecture["encoder_depth"])
     )
+    lag = 1 if architecture.get("seasonal_lag") else 0  # the lag and its strength into the decoder, the lag to the head
     decoder_step = (
-        sum(lstm_step_flops(width if i == 0 else units, units) for i in range(architecture["decoder_depth"]))
-        + 2 * units * width
+        sum(lstm_step_flops(width + 2 * lag if i == 0 else units, units) for i in range(architecture["decoder_depth"]))
+        + 2 * (units + lag) * width
     )
     sequences = features // width
-    return sequences * (encoder + horizon * decoder_step)
+    return sequences * (encoder + horizon * decoder_step + lag * season_flops(architecture["max_context"]))
+
+
+def season_flops(context: int) -> int:
+    """The season's estimate: an FFT there and back of the padded context (5 N log2 N each) and its power."""
+    size = 1 << (2 * context - 1).bit_length()
+    return 2 * 5 * size * (size.bit_length() - 1) + 3 * size
 
 
 def model_waves_per_second(model, steps: int, batch: int, threads: int = 1, repeats: int = 5) -> float:

@@ -102,3 +102,13 @@ def test_train_seasonal_lag_widens_an_initial_model_and_records_it(tiny_store, t
     assert child.manifest["training"]["initialized_from"]["version"] == 1
     assert parent.manifest["architecture"].get("seasonal_lag", False) is False
     assert child.model.count_params() == parent.model.count_params() + 2 * 4 * QUICK.model.units + 1
+
+
+def test_a_seasonal_lag_model_exports_as_a_saved_model_that_completes_like_keras(tmp_path):
+    from training.export import check_waves, load_signature, max_difference, write_saved_model
+
+    model = build_model(LAG_MODEL)
+    write_saved_model(model, tmp_path / "saved")
+    signature = load_signature(tmp_path / "saved")
+    for steps in (64, 300, 400):  # shorter than, as long as and longer than the context
+        assert max_difference(model, signature, check_waves(LAG_MODEL.features, steps=steps)) < 1e-4
