@@ -12,7 +12,9 @@ from training.synthetic import (
     moving_average,
     parse_family_weights,
     periodic_shapes,
+    season_periods,
     synthetic_series,
+    synthetic_source_of,
 )
 
 
@@ -137,6 +139,9 @@ def test_train_takes_a_family_mix_only_with_synthetic(capsys):
     for argv, named in [
         (["--families", "sines=1"], "--families needs --synthetic"),
         (["--synthetic", "--families", "waves=1"], "unknown family 'waves'"),
+        (["--integer-periods", "0.5"], "--integer-periods needs --synthetic"),
+        (["--synthetic", "--integer-periods", "2"], "not a fraction"),
+        (["--synthetic", "--integer-periods", "half"], "not a fraction"),
     ]:
         with pytest.raises(SystemExit):
             parse_args(["train", "--store", "s", *argv])
@@ -165,3 +170,41 @@ def test_source_validation_sets_and_description():
     description = json.loads(json.dumps(source.describe()))
     assert description["source"] == "synthetic"
     assert description["families"] == FAMILY_WEIGHTS
+
+
+def test_integer_periods_round_that_share_of_seasons_and_leave_the_stream_alone_at_zero():
+    plain = np.random.default_rng(3).uniform(np.log(4), np.log(400), 1000)
+    np.testing.assert_array_equal(season_periods(np.random.default_rng(3), 4, 400, 1000, 0.0), np.exp(plain))
+    whole = season_periods(np.random.default_rng(3), 4, 400, 1000, 1.0)
+    assert (whole == np.round(whole)).all() and whole.min() >= 4 and whole.max() <= 400
+    half = season_periods(np.random.default_rng(3), 4, 400, 4000, 0.5)
+    assert 0.45 < np.mean(half == np.round(half)) < 0.55
+    # the seeded families draw exactly as before when no period is rounded
+    for name in FAMILIES:
+        np.testing.assert_array_equal(
+            FAMILIES[name](np.random.default_rng(4), 20, 450), FAMILIES[name](np.random.default_rng(4), 20, 450, 0.0)
+        )
+
+
+def repeats_after_whole_steps(row: np.ndarray) -> bool:
+    """Whether the row (past its first 400 steps, where smoothing windows are still short) repeats itself after
+    some whole number of steps in 6..400."""
+    tail = row[400:]
+    return any(np.abs(tail[p:] - tail[:-p]).max() < 1e-6 for p in range(6, 401))
+
+
+def test_shapes_with_integer_periods_repeat_after_a_whole_number_of_steps():
+    assert all(repeats_after_whole_steps(row) for row in FAMILIES["shapes"](np.random.default_rng(5), 50, 1400, 1.0))
+    real = FAMILIES["shapes"](np.random.default_rng(5), 50, 1400, 0.0)
+    assert sum(repeats_after_whole_steps(row) for row in real) <= 5  # periods drawn as real numbers rarely are whole
+
+
+def test_integer_periods_reach_the_source_its_manifest_and_back():
+    from training.cli import parse_args, training_source
+
+    args = parse_args(["train", "--store", "s", "--synthetic", "--integer-periods", "0.5"])
+    source = training_source(args, TrainConfig())
+    assert source.integer_periods == 0.5 and source.describe()["integer_periods"] == 0.5
+    assert synthetic_source_of(source.describe(), 5) == source
+    older = {k: v for k, v in source.describe().items() if k != "integer_periods"}  # written before the option
+    assert synthetic_source_of(older, 5).integer_periods == 0.0

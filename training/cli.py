@@ -83,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --synthetic: the family mix (default: training.synthetic.FAMILY_WEIGHTS); unnamed families get none",
     )
     train.add_argument(
+        "--integer-periods",
+        metavar="FRACTION",
+        type=fraction,
+        help="with --synthetic: the share of seasons with a whole number of steps per cycle (default 0)",
+    )
+    train.add_argument(
         "--decoder-state",
         choices=["first_layer", "all_layers"],
         help="decoder layers start from: the encoder's final state in layer 1 only (reference), or per layer",
@@ -137,7 +143,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if getattr(args, "families", None) and not args.synthetic:
         parser.error("--families needs --synthetic")
+    if getattr(args, "integer_periods", None) is not None and not args.synthetic:
+        parser.error("--integer-periods needs --synthetic")
     return args
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in 0..1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in 0..1")
+    return value
 
 
 def family_weights(text: str) -> dict[str, float]:
@@ -192,7 +211,12 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
     from training.synthetic import FAMILY_WEIGHTS, SyntheticSource
 
     weights = args.families or FAMILY_WEIGHTS
-    return SyntheticSource(config.model.features, max_observed=config.model.max_context, weights=tuple(weights.items()))
+    return SyntheticSource(
+        config.model.features,
+        max_observed=config.model.max_context,
+        weights=tuple(weights.items()),
+        integer_periods=args.integer_periods or 0.0,
+    )
 
 
 def library_versions() -> dict[str, str]:

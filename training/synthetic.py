@@ -63,6 +63,15 @@ def log_uniform(rng: np.random.Generator, low: float, high: float, size) -> np.n
     return np.exp(rng.uniform(np.log(low), np.log(high), size))
 
 
+def season_periods(rng: np.random.Generator, low: float, high: float, size, integer_fraction: float) -> np.ndarray:
+    """Periods log-uniform in low..high, `integer_fraction` of them rounded to whole steps (as calendar seasons in
+    sampled data are: 24 hours, 7 days, 12 months)."""
+    period = log_uniform(rng, low, high, size)
+    if integer_fraction <= 0:  # no draw at all: the stream, and so a seeded run, stays as before the option
+        return period
+    return np.where(rng.random(size) < integer_fraction, np.maximum(np.round(period), np.ceil(low)), period)
+
+
 def standardize(series: np.ndarray) -> np.ndarray:
     """Zero mean, unit std per row (rows that are constant stay zero)."""
     centered = series - series.mean(axis=1, keepdims=True)
@@ -74,15 +83,15 @@ def time_axis(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
     return rng.uniform(0, 1000, (m, 1)) + np.arange(length)[None, :]
 
 
-def reference_sines(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def reference_sines(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     spec = DataSpec()
     return unit_waves(rng, m, length, 1, "train", spec, start_steps(rng, m, spec))[:, :, 0].astype(np.float64)
 
 
-def sines(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def sines(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """Sums of 1-3 sinusoids with periods log-uniform in MIN_PERIOD..MAX_PERIOD."""
     t = time_axis(rng, m, length)[:, :, None]
-    period = log_uniform(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 3))
+    period = season_periods(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 3), integer_periods)
     amplitude = rng.uniform(0.2, 1.0, (m, 1, 3)) * (np.arange(3) < rng.integers(1, 4, (m, 1, 1)))
     amplitude[:, :, 0] = 1.0
     return (amplitude * np.sin(TAU * t / period + rng.uniform(0, TAU, (m, 1, 3)))).sum(axis=2)
@@ -115,19 +124,19 @@ def periodic_shapes(rng: np.random.Generator, m: int, t: np.ndarray, period: np.
     return np.choose(rng.integers(0, len(kinds), (m, 1)), kinds)
 
 
-def shapes(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def shapes(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """Non-sinusoidal periodic shapes, half of them smoothed by a moving average up to a quarter period."""
     t = time_axis(rng, m, length)
-    period = log_uniform(rng, 6.0, MAX_PERIOD, (m, 1))
+    period = season_periods(rng, 6.0, MAX_PERIOD, (m, 1), integer_periods)
     series = periodic_shapes(rng, m, t, period)
     window = np.where(rng.random(m) < 0.5, 1, np.maximum(1, (rng.uniform(0, 0.25, m) * period[:, 0]).astype(int)))
     return moving_average(series, window)
 
 
-def modulated(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def modulated(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """Amplitude modulation (depth 0.2-0.9) or frequency modulation (+-5..30 % of the frequency)."""
     t = time_axis(rng, m, length)
-    period = log_uniform(rng, MIN_PERIOD, 200.0, (m, 1))
+    period = season_periods(rng, MIN_PERIOD, 200.0, (m, 1), integer_periods)
     slow = period * log_uniform(rng, 3.0, 30.0, (m, 1))
     slow_phase = TAU * t / slow + rng.uniform(0, TAU, (m, 1))
     phase = rng.uniform(0, TAU, (m, 1))
@@ -137,10 +146,10 @@ def modulated(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
     return np.where(rng.random((m, 1)) < 0.5, am, fm)
 
 
-def trend_season(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def trend_season(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """A periodic part (sine, harmonics or shape) on a linear or curving trend, level shifts, some multiplicative."""
     t = time_axis(rng, m, length)
-    period = log_uniform(rng, MIN_PERIOD, 200.0, (m, 1))
+    period = season_periods(rng, MIN_PERIOD, 200.0, (m, 1), integer_periods)
     season = standardize(
         np.where(rng.random((m, 1)) < 0.4, np.sin(TAU * t / period), periodic_shapes(rng, m, t, period))
     )
@@ -156,7 +165,7 @@ def trend_season(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
     return level + strength * season * np.where(multiplicative, growing, 1.0)
 
 
-def stochastic(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def stochastic(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """AR(1), AR(2) with a quasi-period of 6-100 steps, or a random walk; a third on a periodic part."""
     burn_in = 200
     kind = rng.integers(0, 3, m)
@@ -171,7 +180,8 @@ def stochastic(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
         series[:, step] = phi1 * series[:, step - 1] + phi2 * series[:, step - 2] + shocks[:, step]
     series = standardize(series[:, burn_in:])
     with_season = rng.random((m, 1)) < 0.33
-    season = np.sin(TAU * time_axis(rng, m, length) / log_uniform(rng, MIN_PERIOD, 200.0, (m, 1)))
+    season_period = season_periods(rng, MIN_PERIOD, 200.0, (m, 1), integer_periods)
+    season = np.sin(TAU * time_axis(rng, m, length) / season_period)
     return series * np.where(with_season, rng.uniform(0.2, 0.7, (m, 1)), 1.0) + with_season * season
 
 
@@ -182,11 +192,13 @@ def random_fourier(rng: np.random.Generator, t: np.ndarray, frequencies: np.ndar
     return np.sqrt(2.0 / d) * (weights * np.cos(t[:, :, None] * frequencies[:, None, :] + offsets)).sum(axis=2)
 
 
-def kernel_component(rng: np.random.Generator, kind: str, m: int, length: int) -> np.ndarray:
+def kernel_component(
+    rng: np.random.Generator, kind: str, m: int, length: int, integer_periods: float = 0.0
+) -> np.ndarray:
     """One GP sample per row for a kernel kind, with random hyperparameters."""
     t = np.broadcast_to(np.arange(length, dtype=np.float64)[None, :], (m, length))
     if kind == "periodic":  # ExpSineSquared: a random Fourier series whose harmonics fall off with the length scale
-        period = log_uniform(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 1))
+        period = season_periods(rng, MIN_PERIOD, MAX_PERIOD, (m, 1, 1), integer_periods)
         k = np.arange(1, 11)[None, None, :]
         std = np.exp(-0.5 * (k * rng.uniform(0.15, 1.0, (m, 1, 1))) ** 2)
         coefficients = rng.standard_normal((m, 2, 10)) * std[:, 0, None, :]
@@ -207,7 +219,7 @@ def kernel_component(rng: np.random.Generator, kind: str, m: int, length: int) -
 KERNELS = ("periodic", "periodic", "rbf", "rational_quadratic", "linear", "white")  # periodic drawn twice as often
 
 
-def kernel(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+def kernel(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
     """KernelSynth: 1-3 kernels from the bank, combined by random sums and products."""
     series = np.zeros((m, length))
     parts = rng.integers(1, 4, m)
@@ -217,7 +229,7 @@ def kernel(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
         for index, name in enumerate(KERNELS):
             rows = np.flatnonzero(kinds == index)
             if len(rows):
-                component[rows] = standardize(kernel_component(rng, name, len(rows), length))
+                component[rows] = standardize(kernel_component(rng, name, len(rows), length, integer_periods))
         white = (kinds == KERNELS.index("white"))[:, None]
         component = np.where(white, 0.2 * component, component)  # white noise stays a small part
         if slot == 0:
@@ -242,9 +254,14 @@ FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
 
 
 def synthetic_series(
-    rng: np.random.Generator, m: int, length: int, weights: dict[str, float] = FAMILY_WEIGHTS
+    rng: np.random.Generator,
+    m: int,
+    length: int,
+    weights: dict[str, float] = FAMILY_WEIGHTS,
+    integer_periods: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`m` standardized series of `length` steps, each from a family drawn by weight; returns (series, family index)."""
+    """`m` standardized series of `length` steps, each from a family drawn by weight; returns (series, family index).
+    `integer_periods`: the fraction of seasons whose period is a whole number of steps (the rest: any real)."""
     names = list(weights)
     probabilities = np.array([weights[name] for name in names], np.float64)
     family = rng.choice(len(names), size=m, p=probabilities / probabilities.sum())
@@ -252,7 +269,7 @@ def synthetic_series(
     for index, name in enumerate(names):
         rows = np.flatnonzero(family == index)
         if len(rows):
-            series[rows] = standardize(FAMILIES[name](rng, len(rows), length))
+            series[rows] = standardize(FAMILIES[name](rng, len(rows), length, integer_periods))
     return series, family
 
 
@@ -266,15 +283,16 @@ class SyntheticSource:
     weights: tuple[tuple[str, float], ...] = tuple(FAMILY_WEIGHTS.items())
     max_amplitude_log10: float = 1.0
     max_offset: float = 5.0
+    integer_periods: float = 0.0
 
     def batch(self, rng: np.random.Generator, n: int, observed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         length = observed + horizon
-        series, _ = synthetic_series(rng, n * self.features, length, dict(self.weights))
+        series, _ = synthetic_series(rng, n * self.features, length, dict(self.weights), self.integer_periods)
         # A window whose observed part is (nearly) flat, e.g. between two pulses, says nothing of its future and
         # normalizes the target to huge values: such rows are drawn again from the plain sines.
         flat = np.flatnonzero(series[:, :observed].std(axis=1) < MIN_OBSERVED_STD)
         if len(flat):
-            series[flat] = standardize(sines(rng, len(flat), length))
+            series[flat] = standardize(sines(rng, len(flat), length, self.integer_periods))
         waves = series.reshape(n, self.features, length).transpose(0, 2, 1)
         waves, amplitude, _ = scale_and_offset(rng, waves, self.max_amplitude_log10, self.max_offset)
         sigma = rng.uniform(0.0, MAX_NOISE, (n, 1, self.features)) * amplitude
@@ -299,6 +317,7 @@ class SyntheticSource:
             "source": "synthetic",
             "families": dict(self.weights),
             "periods": [MIN_PERIOD, MAX_PERIOD],
+            "integer_periods": self.integer_periods,
             "observed": [self.min_observed, self.max_observed],
             "noisy_fraction": NOISY_FRACTION,
             "max_noise": MAX_NOISE,
@@ -317,4 +336,5 @@ def synthetic_source_of(description: dict, features: int) -> SyntheticSource:
         weights=tuple(description["families"].items()),
         max_amplitude_log10=description["max_amplitude_log10"],
         max_offset=description["max_offset"],
+        integer_periods=description.get("integer_periods", 0.0),
     )
