@@ -76,3 +76,18 @@ def test_httpx_clients_do_not_retry_a_failed_import_per_request(monkeypatch):
     assert asyncio.run(requests()) == [200] * 20
     assert len(attempts) >= 20  # httpcore asks for sniffio on each request...
     assert not failures  # ...and finds it
+
+
+def test_real_anchor_methods_are_stopped_after_their_timeout(monkeypatch):
+    """A classical method that runs too long on a series is stopped and reported, not waited for."""
+    import time
+
+    import numpy as np
+
+    from benchmarks import real_anchors
+
+    monkeypatch.setattr(real_anchors, "forecast_windows", lambda name, period, observed: time.sleep(60) or observed)
+    assert real_anchors.forecast_within("AutoARIMA", 12, np.zeros((2, 40)), timeout=1.0) is None  # not an array
+    monkeypatch.setattr(real_anchors, "forecast_windows", lambda name, period, observed: observed[:, :3] + period)
+    finished = real_anchors.forecast_within("AutoETS", 12, np.zeros((2, 40)), timeout=30.0)
+    np.testing.assert_array_equal(finished, np.full((2, 3), 12.0))
