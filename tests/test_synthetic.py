@@ -8,6 +8,7 @@ from training.synthetic import (
     FAMILIES,
     FAMILY_WEIGHTS,
     SyntheticSource,
+    cycle_positions,
     kernel_component,
     moving_average,
     parse_family_weights,
@@ -90,6 +91,29 @@ def test_trend_season_mostly_trends():
 def test_stochastic_series_are_persistent():
     series = FAMILIES["stochastic"](np.random.default_rng(7), 300, 450)
     assert np.median(lag_autocorrelation(series)) > 0.7
+
+
+def test_cycle_positions_without_jitter_are_a_plain_period():
+    period = np.array([[10.0], [7.5]])
+    index, x = cycle_positions(np.random.default_rng(9), 2, 300, period, np.zeros((2, 1)))
+    progress = index + x  # cycles elapsed, growing by exactly 1 / period per step
+    np.testing.assert_allclose(np.diff(progress, axis=1), np.broadcast_to(1 / period, (2, 299)), atol=1e-9)
+    assert (x >= 0).all() and (x < 1).all()
+
+
+def test_cycle_lengths_vary_within_their_jitter():
+    period = np.full((50, 1), 20.0)
+    index, _ = cycle_positions(np.random.default_rng(10), 50, 600, period, np.full((50, 1), 0.15))
+    lengths = np.concatenate([np.bincount(row)[1:-1] for row in index])  # whole cycles inside the series
+    assert lengths.min() >= 20 * 0.7 - 1 and lengths.max() <= 20 * 1.3 + 1
+    assert lengths.std() > 1.5  # they do vary
+
+
+def test_cycles_are_quasi_periodic_with_varying_heights():
+    series = FAMILIES["cycles"](np.random.default_rng(11), 300, 450)
+    peaks = [row[1:-1][(row[1:-1] > row[:-2]) & (row[1:-1] >= row[2:])] for row in series]
+    spread = np.array([p.std() / np.abs(p).mean() for p in peaks if len(p) >= 3])
+    assert (spread > 0.2).mean() > 0.3 and (spread < 0.05).mean() > 0.05  # heights vary on some, not on others
 
 
 def test_kernel_components_have_their_kernel_property():

@@ -8,6 +8,8 @@ Every feature of a wave is its own series, drawn from one family by weight (`FAM
 - `modulated`: amplitude- or frequency-modulated sinusoids;
 - `trend_season`: a periodic part on a linear or slowly curving trend, with level shifts, some multiplicative;
 - `stochastic`: AR(1), AR(2) (some with a quasi-period) and random walks, some on a periodic part;
+- `cycles`: quasi-periodic cycles, each with its own length and height and a rise faster or slower than its fall
+  (as the sunspot cycle, or business and population cycles), some as one-sided bumps;
 - `kernel`: KernelSynth-style Gaussian-process series (Ansari et al., 2024): random sums and products of periodic,
   RBF, rational-quadratic, linear and white-noise kernels, each drawn by its spectrum (random Fourier features).
 
@@ -185,6 +187,36 @@ def stochastic(rng: np.random.Generator, m: int, length: int, integer_periods: f
     return series * np.where(with_season, rng.uniform(0.2, 0.7, (m, 1)), 1.0) + with_season * season
 
 
+def cycle_positions(rng: np.random.Generator, m: int, length: int, period: np.ndarray, jitter: np.ndarray):
+    """Per step (m, length): which cycle it falls in and how far into it (0..1), when cycle k lasts
+    period x (1 + jitter x e_k) steps, e_k standard normal clipped to +-2, and the series starts inside a cycle."""
+    cycles = int(np.ceil(length / (0.6 * period.min()))) + 2
+    spread = np.clip(rng.standard_normal((m, cycles)), -2.0, 2.0)
+    lengths = np.maximum(period * (1 + jitter * spread), 2.0)
+    ends = np.cumsum(lengths, axis=1) - rng.random((m, 1)) * lengths[:, :1]
+    t = np.arange(length, dtype=np.float64)
+    shift = (np.arange(m) * (ends[:, -1].max() + length + 1.0))[:, None]  # rows apart, so one search serves all
+    index = np.searchsorted((ends + shift).ravel(), (t[None, :] + shift).ravel(), side="right").reshape(m, length)
+    index -= np.arange(m)[:, None] * cycles
+    rows = np.arange(m)[:, None]
+    start = np.where(index > 0, ends[rows, np.maximum(index - 1, 0)], ends[:, :1] - lengths[:, :1])
+    return index, np.clip((t[None, :] - start) / lengths[rows, index], 0.0, 1.0)
+
+
+def cycles(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
+    """Quasi-periodic cycles (mean length 6-200 steps, each +-0-15 %), each with its own height (log-normal,
+    spread 0-0.5) and a rise taking 25-75 % of it; half are one-sided bumps above a floor, half full swings."""
+    period = season_periods(rng, 6.0, 200.0, (m, 1), integer_periods)
+    index, x = cycle_positions(rng, m, length, period, rng.uniform(0.0, 0.15, (m, 1)))
+    rise = rng.uniform(0.25, 0.75, (m, 1))
+    warped = np.where(x < rise, 0.5 * x / rise, 0.5 + 0.5 * (x - rise) / (1 - rise))  # peak at `rise`, mid-cycle
+    height = np.exp(rng.uniform(0.0, 0.5, (m, 1)) * rng.standard_normal((m, index.max() + 1)))
+    height = np.take_along_axis(height, index, axis=1)
+    bump = np.sin(np.pi * warped) ** rng.uniform(1.0, 2.5, (m, 1))
+    swing = -np.cos(TAU * warped)
+    return height * np.where(rng.random((m, 1)) < 0.5, bump, swing)
+
+
 def random_fourier(rng: np.random.Generator, t: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
     """A stationary GP sample by random Fourier features: frequencies (m, D) drawn from the kernel's spectrum."""
     d = frequencies.shape[1]
@@ -250,6 +282,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "trend_season": trend_season,
     "stochastic": stochastic,
     "kernel": kernel,
+    "cycles": cycles,
 }
 
 
