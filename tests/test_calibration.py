@@ -142,10 +142,42 @@ def test_records_from_before_the_start_terms_still_give_their_bands(default_stor
     record = load_manifest(default_store, "wave", 7)["calibration"]
     calibration = Calibration.from_record(record)
     assert not calibration.start_terms and calibration.length_edges == ()
-    assert calibration.coefficients.shape[0] == len(record["design"]) == 8
+    assert calibration.coefficients.shape[:2] == (1, len(record["design"])) == (1, 8)
+    assert not calibration.season_term and calibration.repeat_edges == ()
     observed, _, prediction = synthetic_sets(5, 3)
     lower, upper = bands(prediction[6], observed[6], calibration, [80])[80]
     assert np.all(lower < prediction[6]) and np.all(np.isfinite(upper))
+
+
+def repeating_or_wandering_windows(rng, n, steps):
+    """Half sines (they repeat themselves) whose 'model' errs by 1 % of the amplitude, half smooth random walks
+    (they do not) whose 'model' errs by 20 %; both equally smooth, so only the repetition tells them apart."""
+    t = np.arange(steps + HORIZON)[None, :, None]
+    sines = np.sin(2 * np.pi * t / rng.integers(12, 40, (n, 1, 1)) + rng.uniform(0, 2 * np.pi, (n, 1, 1)))
+    walks = np.cumsum(np.cumsum(rng.standard_normal((n, steps + HORIZON, 1)), axis=1), axis=1)
+    walks = (walks - walks.mean(axis=1, keepdims=True)) / walks.std(axis=1, keepdims=True)
+    repeats = (np.arange(n) < n // 2)[:, None, None]
+    wave = np.where(repeats, sines, walks)
+    target = wave[:, steps:]
+    prediction = target + np.where(repeats, 0.01, 0.2) * rng.standard_normal(target.shape)
+    return wave[:, :steps], target, prediction, np.broadcast_to(repeats, target.shape)
+
+
+def test_bands_narrow_on_series_that_repeat_themselves():
+    """Sines the model completes well get their own narrow bands beside series it completes badly: coverage
+    holds in each half (one set of coefficients and quantiles for both covers the sines ~100 %)."""
+    rng = np.random.default_rng(6)
+    sets = [repeating_or_wandering_windows(rng, 400, steps) for steps in (60, 75, 100, 150, 225, 300)]
+    observed, target, prediction, _ = zip(*sets, strict=True)
+    calibration = Calibration.from_record(fit(prediction, observed, target, context=300, pooled=True))
+    assert calibration.season_term and calibration.coefficients.shape[0] == 2
+    for steps in (120, 200):
+        seen, truth, predicted, repeats = repeating_or_wandering_windows(rng, 800, steps)
+        for level, (lower, upper) in bands(predicted, seen, calibration, [80, 95]).items():
+            inside = (lower <= truth) & (truth <= upper)
+            for half in (repeats, ~repeats):
+                assert abs(inside[half].mean() - level / 100) < 0.04, (steps, level)
+            assert np.median((upper - lower)[repeats]) < 0.2 * np.median((upper - lower)[~repeats])
 
 
 def test_few_windows_store_only_the_levels_they_can_bound():

@@ -8,7 +8,7 @@ import pytest
 from training.config import ModelConfig, TrainConfig
 from training.datafiles import DataFileError, read_data_file, read_data_files
 from training.file_source import FileSource, Split, pack, split_series, unpack, window_starts
-from training.seasonality import estimate_period, seasonal_naive
+from training.seasonality import estimate_period, estimate_periods, seasonal_naive, seasonal_naive_error
 
 MODEL = ModelConfig(channel_independent=True, decoder_state="all_layers")
 MIN_LENGTH = MODEL.min_input_length + MODEL.horizon
@@ -105,6 +105,12 @@ def test_estimated_period_is_the_autocorrelation_peak_despite_a_trend():
     assert estimate_period(np.sin(2 * np.pi * t / 52) + 0.01 * t + 0.1 * rng.standard_normal(2000), 300) == 52
     assert estimate_period(np.sin(2 * np.pi * t / 24), 300) == 24
     assert estimate_period(np.ones(2000), 300) == 1  # constant: no peak
+    rows = np.stack([np.sin(2 * np.pi * t / 52), np.sin(2 * np.pi * t / 24), np.ones(2000), rng.standard_normal(2000)])
+    periods = estimate_periods(rows, 300)  # vectorized over rows, each as on its own
+    np.testing.assert_array_equal(periods, [estimate_period(row, 300) for row in rows])
+    errors = seasonal_naive_error(rows[:2], periods[:2])
+    np.testing.assert_allclose(errors, 0, atol=1e-9)  # whole periods repeat exactly
+    assert seasonal_naive_error(np.arange(10.0)[None, :], np.array([3]))[0] == 3.0
 
 
 def test_seasonal_naive_repeats_the_last_cycle():

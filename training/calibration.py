@@ -4,10 +4,12 @@ A score is a window's absolute error at one step divided by the wave's difficult
 scale (per-wave, per-feature standard deviation of the observed window it reads) times exp(x . beta_step), where
 x describes the observed window (how many steps, piecewise linear in log(steps) since the error grows steeply
 below about 80 steps; how rough; how fast; where in its cycle it starts, as the first value and first slope in
-units of the scale and speed, and their second harmonics) and beta is fitted per step by least squares on
+units of the scale and speed, and their second harmonics; how well it repeats itself, as the log of seasonal
+naive's in-sample error over the scale, with the autocorrelation peak's lag as the season) and beta is fitted per step by least squares on
 log(|error| / scale) on one half of the calibration windows. On the other half the scores' quantiles per step,
 with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken on a grid of levels,
-separately per group: smooth or rough (noisy) series, observed for fewer steps than LENGTH_EDGES or more.
+separately per group: smooth or rough (noisy) series, observed for fewer steps than LENGTH_EDGES or more,
+repeating themselves closely (repetition error below REPEAT_EDGES) or not.
 A band is prediction +- quantile x difficulty. Channel-independent models treat every feature the same way,
 so their features are pooled.
 """
@@ -21,13 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from training.seasonality import estimate_periods, seasonal_naive_error
+
 LEVEL_GRID = (*range(1, 100), 99.5, 99.9)
 NOISE_EDGES = (0.05,)  # roughness (std of second differences / std) that separates smooth from noisy series
 SMOOTHING_STEPS = 9  # beta is averaged over this many neighbouring steps
 LENGTH_KNOTS = (60, 75, 100, 150, 225)  # observed steps; the model's context is the last knot
 LENGTH_EDGES = (100,)  # observed steps (up to the context) that separate short windows' quantiles from the rest
 START_TERMS = ("start level", "start slope", "start level x slope", "start level^2 - slope^2")
+SEASON_TERM = "log(seasonal-naive error)"
+SEASON_ERROR_RANGE = (1e-3, 3.0)  # in-sample seasonal-naive MAE over the scale, clipped: exact repeats are not free
+REPEAT_EDGES = (0.1,)  # repetition errors that separate series that repeat themselves closely from the rest
 MIN_LOG_ERROR = 1e-6
+MIN_FITTING_SERIES = 200  # a repeat group with fewer fitting series takes the coefficients fitted on all
 HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))  # steps whose coverage is reported together
 
 
@@ -41,16 +49,23 @@ def length_knots(context: int) -> list[int]:
 
 
 def describe(
-    waves: np.ndarray, knots: Sequence[int], start_terms: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, terms) and the
-    roughness (n, F); only the last knots[-1] (the model's context) steps count, as in the model. Records made
-    before the start terms existed are read with `start_terms=False`."""
+    waves: np.ndarray, knots: Sequence[int], start_terms: bool = True, season_term: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, terms), the
+    roughness (n, F) and the repetition error (n, F: seasonal naive's in-sample MAE over the scale; with no season,
+    repeating half the window); only the last
+    knots[-1] (the model's context) steps count, as in the model. Records made before the start or season terms
+    existed are read with `start_terms=False` or `season_term=False`."""
     recent = np.asarray(waves, np.float64)[:, -knots[-1] :]
     mean = recent.mean(axis=1)
     scale = recent.std(axis=1) + 1e-7 * np.abs(mean) + 1e-12  # as training.layers.WaveNormalizer
     roughness = np.clip(np.diff(recent, n=2, axis=1).std(axis=1) / scale, 0.0, 2.0)
     speed = np.clip(np.diff(recent, axis=1).std(axis=1) / scale, 1e-3, 2.0)
+    rows = np.moveaxis(recent, 1, 2).reshape(-1, recent.shape[1])  # (n F, T)
+    periods = estimate_periods(rows, recent.shape[1] // 2)
+    periods = np.where(periods > 1, periods, recent.shape[1] // 2)  # no season: how far it wanders in half the window
+    repeat_error = seasonal_naive_error(rows, periods).reshape(scale.shape)
+    repetition = np.clip(repeat_error / scale, *SEASON_ERROR_RANGE)
     at = np.interp(np.log(recent.shape[1]), np.log(knots), np.arange(len(knots)))
     hats = np.clip(1 - np.abs(at - np.arange(len(knots))), 0, None)  # weights of the knots, summing to 1
     terms = [np.broadcast_to(hats, (*scale.shape, len(knots))), roughness[..., None], np.log(speed)[..., None]]
@@ -58,13 +73,32 @@ def describe(
         level = np.clip((recent[:, 0] - mean) / scale, -3.0, 3.0)
         slope = np.clip((recent[:, 3] - recent[:, 0]) / (3 * scale * speed), -3.0, 3.0)
         terms.append(np.stack([level, slope, level * slope, level**2 - slope**2], axis=-1))
-    return scale, np.concatenate(terms, axis=-1), roughness
+    if season_term:
+        terms.append(np.log(repetition)[..., None])
+    return scale, np.concatenate(terms, axis=-1), roughness, repetition
 
 
-def groups_of(roughness: np.ndarray, steps: int, noise_edges: np.ndarray, length_edges: Sequence[int]) -> np.ndarray:
-    """Quantile group (n, F) of each series: by roughness, then by how many steps the model reads."""
+def groups_of(
+    roughness: np.ndarray,
+    repetition: np.ndarray,
+    steps: int,
+    noise_edges: np.ndarray,
+    length_edges: Sequence[int],
+    repeat_edges: Sequence[float],
+) -> np.ndarray:
+    """Quantile group (n, F) of each series: by roughness, then by how many steps the model reads, then by how
+    well it repeats itself (records without repeat edges have one repetition group)."""
     length_group = int(np.searchsorted(np.asarray(length_edges), steps, side="right"))
-    return np.searchsorted(noise_edges, roughness, side="right") * (len(length_edges) + 1) + length_group
+    noise_group = np.searchsorted(noise_edges, roughness, side="right")
+    repeat_group = np.searchsorted(np.asarray(repeat_edges, np.float64), repetition, side="right")
+    return (noise_group * (len(length_edges) + 1) + length_group) * (len(repeat_edges) + 1) + repeat_group
+
+
+def log_difficulty(design: np.ndarray, group: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """design (n, F, terms) . coefficients of each series' repeat group (n, F, horizon); `coefficients` (sets,
+    terms, horizon) holds one set per repeat group, or one for all."""
+    sets = len(coefficients)
+    return np.einsum("nfd,nfdh->nfh", design, coefficients[group % sets if sets > 1 else np.zeros_like(group)])
 
 
 @dataclass(frozen=True)
@@ -75,8 +109,10 @@ class Calibration:
     knots: tuple[int, ...]
     noise_edges: np.ndarray
     length_edges: tuple[int, ...]
+    repeat_edges: tuple[float, ...]
     start_terms: bool
-    coefficients: np.ndarray  # (design, horizon)
+    season_term: bool
+    coefficients: np.ndarray  # (repeat groups or 1, design, horizon)
     quantiles: np.ndarray  # (groups, levels, horizon, 1 or features)
 
     @classmethod
@@ -89,8 +125,12 @@ class Calibration:
                 knots=tuple(record["length_knots"]),
                 noise_edges=np.asarray(record["noise_edges"], np.float64),
                 length_edges=tuple(record.get("length_edges", ())),
+                repeat_edges=tuple(record.get("repeat_edges", ())),
                 start_terms=START_TERMS[0] in record["design"],
-                coefficients=parse_rows(record["coefficients"]),
+                season_term=SEASON_TERM in record["design"],
+                coefficients=parse_rows(record["coefficients"]).reshape(
+                    record.get("coefficient_groups", 1), -1, record["quantile_shape"][2]
+                ),
                 quantiles=quantiles,
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -98,9 +138,10 @@ class Calibration:
 
     def difficulty(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Difficulty (n, F, horizon) and quantile group (n, F) of each series of observed waves (n, T, F)."""
-        scale, design, roughness = describe(waves, self.knots, self.start_terms)
-        group = groups_of(roughness, min(waves.shape[1], self.knots[-1]), self.noise_edges, self.length_edges)
-        return scale[..., None] * np.exp(design @ self.coefficients), group
+        scale, design, roughness, repetition = describe(waves, self.knots, self.start_terms, self.season_term)
+        steps = min(waves.shape[1], self.knots[-1])
+        group = groups_of(roughness, repetition, steps, self.noise_edges, self.length_edges, self.repeat_edges)
+        return scale[..., None] * np.exp(log_difficulty(design, group, self.coefficients)), group
 
     def bounds(self, level: float) -> bool:
         """Whether the stored levels reach `level`: always when the grid's top was calibrated (higher levels
@@ -153,8 +194,8 @@ def fit(
     errors, designs, scales, groups = [], [], [], []
     edges, knots = np.asarray(NOISE_EDGES), length_knots(context)
     for prediction, seen, target in zip(predictions, observed, targets, strict=True):
-        scale, design, roughness = describe(seen, knots)
-        group = groups_of(roughness, min(seen.shape[1], knots[-1]), edges, LENGTH_EDGES)
+        scale, design, roughness, repetition = describe(seen, knots)
+        group = groups_of(roughness, repetition, min(seen.shape[1], knots[-1]), edges, LENGTH_EDGES, REPEAT_EDGES)
         errors.append(np.abs(np.asarray(prediction, np.float64) - target).transpose(0, 2, 1))  # (n, F, H)
         designs.append(design)
         scales.append(scale)
@@ -165,14 +206,15 @@ def fit(
     fitting, scoring = order[: windows // 2], order[windows // 2 :]
 
     log_error = np.log(np.maximum(error[fitting] / scale[fitting, :, None], MIN_LOG_ERROR)).reshape(-1, horizon)
-    beta = np.linalg.lstsq(design[fitting].reshape(-1, design.shape[-1]), log_error, rcond=None)[0]
-    beta = smooth(beta, SMOOTHING_STEPS)
+    repeat = (group % (len(REPEAT_EDGES) + 1))[fitting].ravel()
+    flat_design = design[fitting].reshape(-1, design.shape[-1])
+    beta = np.stack([fit_coefficients(flat_design, log_error, repeat == g) for g in range(len(REPEAT_EDGES) + 1)])
 
-    score = error[scoring] / (scale[scoring, :, None] * np.exp(design[scoring] @ beta))  # (m, F, H)
+    score = error[scoring] / (scale[scoring, :, None] * np.exp(log_difficulty(design[scoring], group[scoring], beta)))
     score_groups = group[scoring]
     columns = [slice(None)] if pooled else [slice(f, f + 1) for f in range(features)]
     per_group = []
-    for g in range((len(edges) + 1) * (len(LENGTH_EDGES) + 1)):
+    for g in range((len(edges) + 1) * (len(LENGTH_EDGES) + 1) * (len(REPEAT_EDGES) + 1)):
         own = [score[:, c][score_groups[:, c] == g] for c in columns]  # each (count, H)
         whole = [score[:, c].reshape(-1, horizon) for c in columns]
         per_group.append([o if len(o) >= 200 else w for o, w in zip(own, whole, strict=True)])
@@ -186,19 +228,28 @@ def fit(
     ]
     return {
         "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[step]))",
-        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)", *START_TERMS],
+        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)", *START_TERMS, SEASON_TERM],
         "length_knots": knots,
         "windows": int(windows),
         "series_scored": {f"group {g}": int(sum(len(s) for s in sets)) for g, sets in enumerate(per_group)},
         "pooled_features": pooled,
         "noise_edges": list(NOISE_EDGES),
         "length_edges": list(LENGTH_EDGES),
-        "groups": "noise group x (length edges + 1) + length group",
-        "coefficients": rows(beta),
+        "repeat_edges": list(REPEAT_EDGES),
+        "groups": "(noise group x (length edges + 1) + length group) x (repeat edges + 1) + repeat group",
+        "coefficient_groups": len(beta),  # one set per repeat group
+        "coefficients": rows(beta.reshape(-1, horizon)),
         "levels": levels,
         "quantile_shape": list(np.shape(quantiles)),  # groups, levels, horizon, 1 or features
         "quantiles": rows(np.moveaxis(np.asarray(quantiles), 2, 3).reshape(-1, horizon)),  # one row per step curve
     }
+
+
+def fit_coefficients(design: np.ndarray, log_error: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients (terms, horizon) of log errors (series, horizon) on the design (series, terms),
+    from the selected rows (all of them when fewer than MIN_FITTING_SERIES), smoothed along the horizon."""
+    rows = rows if rows.sum() >= MIN_FITTING_SERIES else np.ones_like(rows)
+    return smooth(np.linalg.lstsq(design[rows], log_error[rows], rcond=None)[0], SMOOTHING_STEPS)
 
 
 def smooth(values: np.ndarray, width: int) -> np.ndarray:
@@ -331,12 +382,24 @@ def sine_calibration(
 
 def calibrate_source(predict: Callable[[np.ndarray], np.ndarray], source: Any, config: Any) -> dict[str, Any]:
     """Calibrate a freshly trained model: on the sine calibration set when `source` is None (the reference
-    sines), else on the full-horizon validation windows of its training source (e.g. a user's files)."""
+    sines), on the synthetic family's calibration windows, else on the full-horizon validation windows of its
+    training source (e.g. a user's files)."""
+    from training.synthetic import SyntheticSource
+
     model = config.model
     if source is None:
         return sine_calibration(predict, model.to_dict())
-    pairs = [(seen, target) for seen, target in source.validation_sets(config) if target.shape[1] == model.horizon]
+    if isinstance(source, SyntheticSource):
+        sets = source.calibration_sets(config)
+        described = (
+            f"calibration windows of the synthetic family: unit sines (half with noise) and synthetic windows, "
+            f"{config.validation_waves} of each at {len(sets) // 2} observed lengths"
+        )
+    else:
+        sets = source.validation_sets(config)
+        described = f"validation windows of the training source ({source.describe()['source']})"
+    pairs = [(seen, target) for seen, target in sets if target.shape[1] == model.horizon]
     if not pairs:
         raise CalibrationError("the training source has no full-horizon validation windows")
     record = calibrate(predict, *zip(*pairs, strict=True), model.max_context, model.channel_independent)
-    return {"source": f"validation windows of the training source ({source.describe()['source']})", **record}
+    return {"source": described, **record}

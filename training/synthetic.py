@@ -41,6 +41,7 @@ NOISY_FRACTION = 0.7  # waves with observation noise; sigma uniform up to MAX_NO
 MAX_NOISE = 0.25
 MIN_OBSERVED_STD = 0.25  # of the whole (standardized) series: flatter observed windows are replaced
 TAU = 2 * np.pi
+CALIBRATION_LENGTHS = (60, 80, 110, 150, 210, 300)  # observed steps of the interval calibration windows
 
 
 def parse_family_weights(text: str) -> dict[str, float]:
@@ -343,6 +344,24 @@ class SyntheticSource:
         sets = [(unit[:, :-horizon], unit[:, -horizon:])]
         for observed in (self.min_observed + 40, (self.min_observed + self.max_observed) // 2, self.max_observed):
             sets.append(self.batch(rng, n, observed, horizon))
+        return sets
+
+    def calibration_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Held-out windows for the prediction intervals: unit reference sines (validation split; half with noise
+        up to the reference's) and synthetic windows, each at CALIBRATION_LENGTHS observed steps (inside the
+        observed range)."""
+        rng = np.random.default_rng(config.seed + 2_000_003)
+        horizon, n = config.model.horizon, config.validation_waves
+        sets = []
+        for observed in sorted(
+            {min(max(length, self.min_observed), self.max_observed) for length in CALIBRATION_LENGTHS}
+        ):
+            unit = unit_waves(rng, n, observed + horizon, self.features, "validation", config.data)
+            sigma = rng.uniform(0.0, config.data.max_noise, (n, 1, 1)) * (rng.random((n, 1, 1)) < 0.5)
+            sets += [
+                (add_noise(rng, unit[:, :observed], sigma), unit[:, observed:]),
+                self.batch(rng, n, observed, horizon),
+            ]
         return sets
 
     def describe(self) -> dict:
