@@ -362,38 +362,47 @@ def calibrate(
 
 
 CALIBRATION_SEED = 20_240_605
+SINE_VARIANTS = "unit, scaled, noisy, short, shifted"
+SYNTHETIC_SINE_WAVES = 400  # sine windows per variant beside a synthetic model's own calibration windows
 
 
-def sine_calibration(
-    predict: Callable[[np.ndarray], np.ndarray], architecture: dict[str, Any], waves: int = 1000
-) -> dict[str, Any]:
-    """Calibrate on the validation split (category 2), `waves` windows of each test variant (unit, scaled, noisy,
-    short, shifted) in 50 observed lengths each, drawn with their own seed."""
+def sine_calibration_sets(architecture: dict[str, Any], waves: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(observed, target) windows of the validation split (category 2), `waves` of each test variant (unit,
+    scaled, noisy, short, shifted) in 50 observed lengths each, drawn with their own seed."""
     from training.evaluate import evaluation_sets
 
     sets = evaluation_sets(
         waves, architecture["features"], architecture["horizon"], groups=50, seed=CALIBRATION_SEED, split="validation"
     )
-    observed = [seen for dataset in sets.values() for seen in dataset.observed]
-    targets = [target for dataset in sets.values() for target in dataset.target]
-    record = calibrate(predict, observed, targets, architecture["max_context"], architecture["channel_independent"])
-    return {"source": f"sines, validation split: {waves} windows of each of {', '.join(sets)}", **record}
+    return [pair for dataset in sets.values() for pair in zip(dataset.observed, dataset.target, strict=True)]
+
+
+def sine_calibration(
+    predict: Callable[[np.ndarray], np.ndarray], architecture: dict[str, Any], waves: int = 1000
+) -> dict[str, Any]:
+    """Calibrate on the sine calibration windows (`sine_calibration_sets`)."""
+    pairs = sine_calibration_sets(architecture, waves)
+    record = calibrate(
+        predict, *zip(*pairs, strict=True), architecture["max_context"], architecture["channel_independent"]
+    )
+    return {"source": f"sines, validation split: {waves} windows of each of {SINE_VARIANTS}", **record}
 
 
 def calibrate_source(predict: Callable[[np.ndarray], np.ndarray], source: Any, config: Any) -> dict[str, Any]:
     """Calibrate a freshly trained model: on the sine calibration set when `source` is None (the reference
-    sines), on the synthetic family's calibration windows, else on the full-horizon validation windows of its
-    training source (e.g. a user's files)."""
+    sines), on the sine calibration set and the synthetic family's calibration windows, else on the full-horizon
+    validation windows of its training source (e.g. a user's files)."""
     from training.synthetic import SyntheticSource
 
     model = config.model
     if source is None:
         return sine_calibration(predict, model.to_dict())
     if isinstance(source, SyntheticSource):
-        sets = source.calibration_sets(config)
+        synthetic = source.calibration_sets(config)
+        sets = sine_calibration_sets(model.to_dict(), SYNTHETIC_SINE_WAVES) + synthetic
         described = (
-            f"calibration windows of the synthetic family: unit sines (half with noise) and synthetic windows, "
-            f"{config.validation_waves} of each at {len(sets) // 2} observed lengths"
+            f"sines, validation split: {SYNTHETIC_SINE_WAVES} windows of each of {SINE_VARIANTS}; synthetic "
+            f"family: {config.validation_waves} windows at each of {len(synthetic)} observed lengths"
         )
     else:
         sets = source.validation_sets(config)

@@ -347,22 +347,11 @@ class SyntheticSource:
         return sets
 
     def calibration_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Held-out windows for the prediction intervals: unit reference sines (validation split; half with noise
-        up to the reference's) and synthetic windows, each at CALIBRATION_LENGTHS observed steps (inside the
-        observed range)."""
+        """Held-out synthetic windows for the prediction intervals, `config.validation_waves` at each of
+        CALIBRATION_LENGTHS observed steps (inside the observed range)."""
         rng = np.random.default_rng(config.seed + 2_000_003)
-        horizon, n = config.model.horizon, config.validation_waves
-        sets = []
-        for observed in sorted(
-            {min(max(length, self.min_observed), self.max_observed) for length in CALIBRATION_LENGTHS}
-        ):
-            unit = unit_waves(rng, n, observed + horizon, self.features, "validation", config.data)
-            sigma = rng.uniform(0.0, config.data.max_noise, (n, 1, 1)) * (rng.random((n, 1, 1)) < 0.5)
-            sets += [
-                (add_noise(rng, unit[:, :observed], sigma), unit[:, observed:]),
-                self.batch(rng, n, observed, horizon),
-            ]
-        return sets
+        lengths = sorted({min(max(length, self.min_observed), self.max_observed) for length in CALIBRATION_LENGTHS})
+        return [self.batch(rng, config.validation_waves, observed, config.model.horizon) for observed in lengths]
 
     def describe(self) -> dict:
         return {
