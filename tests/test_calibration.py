@@ -170,7 +170,7 @@ def test_bands_narrow_on_series_that_repeat_themselves():
     sets = [repeating_or_wandering_windows(rng, 400, steps) for steps in (60, 75, 100, 150, 225, 300)]
     observed, target, prediction, _ = zip(*sets, strict=True)
     calibration = Calibration.from_record(fit(prediction, observed, target, context=300, pooled=True))
-    assert calibration.season_term and calibration.coefficients.shape[0] == 2
+    assert calibration.season_term and calibration.coefficients.shape[0] == 4  # (smooth, rough) x (repeats, not)
     for steps in (120, 200):
         seen, truth, predicted, repeats = repeating_or_wandering_windows(rng, 800, steps)
         for level, (lower, upper) in bands(predicted, seen, calibration, [80, 95]).items():

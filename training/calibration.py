@@ -5,11 +5,12 @@ scale (per-wave, per-feature standard deviation of the observed window it reads)
 x describes the observed window (how many steps, piecewise linear in log(steps) since the error grows steeply
 below about 80 steps; how rough; how fast; where in its cycle it starts, as the first value and first slope in
 units of the scale and speed, and their second harmonics; how well it repeats itself, as the log of seasonal
-naive's in-sample error over the scale, with the autocorrelation peak's lag as the season) and beta is fitted per step by least squares on
-log(|error| / scale) on one half of the calibration windows. On the other half the scores' quantiles per step,
-with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken on a grid of levels,
-separately per group: smooth or rough (noisy) series, observed for fewer steps than LENGTH_EDGES or more,
-repeating themselves closely (repetition error below REPEAT_EDGES) or not.
+naive's in-sample error over the scale, the season being the autocorrelation peak's lag). Series are grouped:
+smooth or rough (noisy), observed for fewer steps than LENGTH_EDGES or more, repeating themselves closely
+(repetition error below REPEAT_EDGES) or not. beta is fitted per step and per noise x repeat group by least
+squares on log(|error| / scale) on one half of the calibration windows; on the other half the scores' quantiles
+per step and per group, with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken
+on a grid of levels.
 A band is prediction +- quantile x difficulty. Channel-independent models treat every feature the same way,
 so their features are pooled.
 """
@@ -94,11 +95,16 @@ def groups_of(
     return (noise_group * (len(length_edges) + 1) + length_group) * (len(repeat_edges) + 1) + repeat_group
 
 
-def log_difficulty(design: np.ndarray, group: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """design (n, F, terms) . coefficients of each series' repeat group (n, F, horizon); `coefficients` (sets,
-    terms, horizon) holds one set per repeat group, or one for all."""
-    sets = len(coefficients)
-    return np.einsum("nfd,nfdh->nfh", design, coefficients[group % sets if sets > 1 else np.zeros_like(group)])
+def coefficient_group(group: np.ndarray, lengths: int, repeats: int) -> np.ndarray:
+    """The coefficient set of each quantile group: its noise group x repeats + repeat group (the length groups
+    share one), for `lengths` length groups and `repeats` repeat groups."""
+    return group // (lengths * repeats) * repeats + group % repeats
+
+
+def log_difficulty(design: np.ndarray, sets: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """design (n, F, terms) . coefficients[sets] (n, F, horizon): each series' own coefficient set of
+    `coefficients` (sets, terms, horizon)."""
+    return np.einsum("nfd,nfdh->nfh", design, coefficients[sets])
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class Calibration:
     repeat_edges: tuple[float, ...]
     start_terms: bool
     season_term: bool
-    coefficients: np.ndarray  # (repeat groups or 1, design, horizon)
+    coefficients: np.ndarray  # (noise x repeat groups, or 1, design, horizon)
     quantiles: np.ndarray  # (groups, levels, horizon, 1 or features)
 
     @classmethod
@@ -141,7 +147,11 @@ class Calibration:
         scale, design, roughness, repetition = describe(waves, self.knots, self.start_terms, self.season_term)
         steps = min(waves.shape[1], self.knots[-1])
         group = groups_of(roughness, repetition, steps, self.noise_edges, self.length_edges, self.repeat_edges)
-        return scale[..., None] * np.exp(log_difficulty(design, group, self.coefficients)), group
+        if len(self.coefficients) == 1:  # records from before the coefficient sets
+            sets = np.zeros_like(group)
+        else:
+            sets = coefficient_group(group, len(self.length_edges) + 1, len(self.repeat_edges) + 1)
+        return scale[..., None] * np.exp(log_difficulty(design, sets, self.coefficients)), group
 
     def bounds(self, level: float) -> bool:
         """Whether the stored levels reach `level`: always when the grid's top was calibrated (higher levels
@@ -206,11 +216,12 @@ def fit(
     fitting, scoring = order[: windows // 2], order[windows // 2 :]
 
     log_error = np.log(np.maximum(error[fitting] / scale[fitting, :, None], MIN_LOG_ERROR)).reshape(-1, horizon)
-    repeat = (group % (len(REPEAT_EDGES) + 1))[fitting].ravel()
-    flat_design = design[fitting].reshape(-1, design.shape[-1])
-    beta = np.stack([fit_coefficients(flat_design, log_error, repeat == g) for g in range(len(REPEAT_EDGES) + 1)])
+    sets = coefficient_group(group, len(LENGTH_EDGES) + 1, len(REPEAT_EDGES) + 1)
+    flat_design, fitting_sets = design[fitting].reshape(-1, design.shape[-1]), sets[fitting].ravel()
+    count = (len(edges) + 1) * (len(REPEAT_EDGES) + 1)
+    beta = np.stack([fit_coefficients(flat_design, log_error, fitting_sets == k) for k in range(count)])
 
-    score = error[scoring] / (scale[scoring, :, None] * np.exp(log_difficulty(design[scoring], group[scoring], beta)))
+    score = error[scoring] / (scale[scoring, :, None] * np.exp(log_difficulty(design[scoring], sets[scoring], beta)))
     score_groups = group[scoring]
     columns = [slice(None)] if pooled else [slice(f, f + 1) for f in range(features)]
     per_group = []
@@ -237,7 +248,7 @@ def fit(
         "length_edges": list(LENGTH_EDGES),
         "repeat_edges": list(REPEAT_EDGES),
         "groups": "(noise group x (length edges + 1) + length group) x (repeat edges + 1) + repeat group",
-        "coefficient_groups": len(beta),  # one set per repeat group
+        "coefficient_groups": len(beta),  # one set per noise group x (repeat edges + 1) + repeat group
         "coefficients": rows(beta.reshape(-1, horizon)),
         "levels": levels,
         "quantile_shape": list(np.shape(quantiles)),  # groups, levels, horizon, 1 or features
