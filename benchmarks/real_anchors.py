@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import queue as queue_module
 import time
 import warnings
 
@@ -53,12 +54,13 @@ def forecast_within(name: str, period: int, observed: np.ndarray, timeout: float
     """`forecast_windows`, in a child process stopped after `timeout` seconds (None when it was)."""
     if timeout is None:
         return forecast_windows(name, period, observed)
-    queue = multiprocessing.get_context("fork").Queue()
-    child = multiprocessing.get_context("fork").Process(target=_forecast_into, args=(queue, name, period, observed))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forecast_into, args=(queue, name, period, observed))
     child.start()
     try:
         return queue.get(timeout=timeout)
-    except Exception:  # queue.Empty: out of time
+    except queue_module.Empty:  # out of time
         return None
     finally:
         child.terminate()

@@ -216,11 +216,7 @@ class SeasonalLag(keras.layers.Layer):
         best = ops.cast(ops.argmax(score, axis=1), x.dtype)[:, None] + 2.0
         period = ops.where(strength > 0, best, 1.0)
         history = ops.pad(x * weight, [[0, 0], [self.history - steps, 0]])
-        return (
-            ops.stop_gradient(history),
-            ops.stop_gradient(period),
-            ops.stop_gradient(strength),
-        )
+        return tuple(ops.stop_gradient(value) for value in (history, period, strength))
 
     def compute_mask(self, inputs, mask=None):
         return [None, None, None]
