@@ -115,7 +115,7 @@ def test_a_seasonal_lag_model_exports_as_a_saved_model_that_completes_like_keras
 
 
 def test_the_committed_general_model_looks_a_season_back_and_repeats_a_sharp_cycle(default_store):
-    """A daily-cycle shape (fast rise, slow fall) that no sine matches: general/4 repeats it closely."""
+    """A daily-cycle shape (fast rise, slow fall) that no sine matches: the latest general repeats it closely."""
     loaded = load_model(default_store, "general")
     assert loaded.manifest["architecture"]["seasonal_lag"] is True
     assert loaded.manifest["real_evaluation"]["geometric_mean"]["model"] <= 1.0  # the zero-shot record it shipped with
