@@ -36,7 +36,7 @@ SEASON_TERM = "log(seasonal-naive error)"
 SEASON_ERROR_RANGE = (1e-3, 3.0)  # in-sample seasonal-naive MAE over the scale, clipped: exact repeats are not free
 REPEAT_EDGES = (0.1,)  # repetition errors that separate series that repeat themselves closely from the rest
 MIN_LOG_ERROR = 1e-6
-MIN_FITTING_SERIES = 200  # a repeat group with fewer fitting series takes the coefficients fitted on all
+MIN_FITTING_SERIES = 200  # a coefficient group with fewer fitting series takes the coefficients fitted on all
 HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))  # steps whose coverage is reported together
 
 
@@ -53,10 +53,10 @@ def describe(
     waves: np.ndarray, knots: Sequence[int], start_terms: bool = True, season_term: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per series of observed waves (n, T, F): the normalization scale (n, F), the design (n, F, terms), the
-    roughness (n, F) and the repetition error (n, F: seasonal naive's in-sample MAE over the scale; with no season,
-    repeating half the window); only the last
-    knots[-1] (the model's context) steps count, as in the model. Records made before the start or season terms
-    existed are read with `start_terms=False` or `season_term=False`."""
+    roughness (n, F) and the repetition error (n, F: seasonal naive's in-sample MAE over the scale; with no
+    season, repeating half the window); only the last knots[-1] (the model's context) steps count, as in the
+    model. Records made before the start or season terms existed are read with `start_terms=False` or
+    `season_term=False`."""
     recent = np.asarray(waves, np.float64)[:, -knots[-1] :]
     mean = recent.mean(axis=1)
     scale = recent.std(axis=1) + 1e-7 * np.abs(mean) + 1e-12  # as training.layers.WaveNormalizer
@@ -147,10 +147,11 @@ class Calibration:
         scale, design, roughness, repetition = describe(waves, self.knots, self.start_terms, self.season_term)
         steps = min(waves.shape[1], self.knots[-1])
         group = groups_of(roughness, repetition, steps, self.noise_edges, self.length_edges, self.repeat_edges)
-        if len(self.coefficients) == 1:  # records from before the coefficient sets
-            sets = np.zeros_like(group)
-        else:
-            sets = coefficient_group(group, len(self.length_edges) + 1, len(self.repeat_edges) + 1)
+        sets = (
+            coefficient_group(group, len(self.length_edges) + 1, len(self.repeat_edges) + 1)
+            if len(self.coefficients) > 1
+            else np.zeros_like(group)  # records from before the coefficient sets have one
+        )
         return scale[..., None] * np.exp(log_difficulty(design, sets, self.coefficients)), group
 
     def bounds(self, level: float) -> bool:
@@ -238,7 +239,7 @@ def fit(
         for sets in per_group
     ]
     return {
-        "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[step]))",
+        "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[set, step]))",
         "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)", *START_TERMS, SEASON_TERM],
         "length_knots": knots,
         "windows": int(windows),
