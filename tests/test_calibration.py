@@ -167,10 +167,10 @@ def test_bands_narrow_on_series_that_repeat_themselves():
     """Sines the model completes well get their own narrow bands beside series it completes badly: coverage
     holds in each half (one set of coefficients and quantiles for both covers the sines ~100 %)."""
     rng = np.random.default_rng(6)
-    sets = [repeating_or_wandering_windows(rng, 400, steps) for steps in (60, 75, 100, 150, 225, 300)]
+    sets = [repeating_or_wandering_windows(rng, 800, steps) for steps in (60, 75, 100, 150, 225, 300)]
     observed, target, prediction, _ = zip(*sets, strict=True)
     calibration = Calibration.from_record(fit(prediction, observed, target, context=300, pooled=True))
-    assert calibration.season_term and calibration.coefficients.shape[0] == 4  # (smooth, rough) x (repeats, not)
+    assert calibration.season_term and calibration.coefficients.shape[0] == 12  # 3 noise x 4 repeat groups
     for steps in (120, 200):
         seen, truth, predicted, repeats = repeating_or_wandering_windows(rng, 800, steps)
         for level, (lower, upper) in bands(predicted, seen, calibration, [80, 95]).items():

@@ -6,11 +6,11 @@ x describes the observed window (how many steps, piecewise linear in log(steps) 
 below about 80 steps; how rough; how fast; where in its cycle it starts, as the first value and first slope in
 units of the scale and speed, and their second harmonics; how well it repeats itself, as the log of seasonal
 naive's in-sample error over the scale, the season being the autocorrelation peak's lag). Series are grouped:
-smooth or rough (noisy), observed for fewer steps than LENGTH_EDGES or more, repeating themselves closely
-(repetition error below REPEAT_EDGES) or not. beta is fitted per step and per noise x repeat group by least
-squares on log(|error| / scale) on one half of the calibration windows; on the other half the scores' quantiles
-per step and per group, with the finite-sample correction (the ceil((n + 1) level)-th smallest of n), are taken
-on a grid of levels.
+by roughness (NOISE_EDGES: smooth, slightly noisy, noisy), by observed steps (fewer than LENGTH_EDGES or more)
+and by how closely they repeat themselves (REPEAT_EDGES on the repetition error). beta is fitted per step and per
+noise x repeat group by least squares on log(|error| / scale) on one half of the calibration windows; on the
+other half the scores' quantiles per step and per group, with the finite-sample correction (the
+ceil((n + 1) level)-th smallest of n), are taken on a grid of levels.
 A band is prediction +- quantile x difficulty. Channel-independent models treat every feature the same way,
 so their features are pooled.
 """
@@ -27,14 +27,14 @@ import numpy as np
 from training.seasonality import estimate_periods, seasonal_naive_error
 
 LEVEL_GRID = (*range(1, 100), 99.5, 99.9)
-NOISE_EDGES = (0.05,)  # roughness (std of second differences / std) that separates smooth from noisy series
+NOISE_EDGES = (0.05, 0.2)  # roughness (std of second differences / std): smooth, slightly noisy, noisy series
 SMOOTHING_STEPS = 9  # beta is averaged over this many neighbouring steps
 LENGTH_KNOTS = (60, 75, 100, 150, 225)  # observed steps; the model's context is the last knot
 LENGTH_EDGES = (100,)  # observed steps (up to the context) that separate short windows' quantiles from the rest
 START_TERMS = ("start level", "start slope", "start level x slope", "start level^2 - slope^2")
 SEASON_TERM = "log(seasonal-naive error)"
 SEASON_ERROR_RANGE = (1e-3, 3.0)  # in-sample seasonal-naive MAE over the scale, clipped: exact repeats are not free
-REPEAT_EDGES = (0.1,)  # repetition errors that separate series that repeat themselves closely from the rest
+REPEAT_EDGES = (0.05, 0.1, 0.2)  # repetition errors that group series from exact repeats to none
 MIN_LOG_ERROR = 1e-6
 MIN_FITTING_SERIES = 200  # a coefficient group with fewer fitting series takes the coefficients fitted on all
 HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))  # steps whose coverage is reported together
