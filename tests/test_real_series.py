@@ -105,7 +105,7 @@ def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):
         answer["version"] == 2 and answer["calibrated_from"] == 1 and set(answer["real_mean_coverage"]) == {"80", "95"}
     )
     again = load_manifest(tmp_path, "g", 2)
-    assert again["calibration"]["source"].startswith("sines, validation split: 400 windows of each of unit, scaled")
+    assert again["calibration"]["source"].startswith("sines, validation split: 2000 windows of each of unit, scaled")
     assert again["calibration"]["quantiles"] == manifest["calibration"]["quantiles"]  # same seed, same windows
     assert again["real_evaluation"]["series"] == real["series"] and again["sha256"] == manifest["sha256"]
 

@@ -375,7 +375,7 @@ def calibrate(
 
 CALIBRATION_SEED = 20_240_605
 SINE_VARIANTS = "unit, scaled, noisy, short, shifted"
-SYNTHETIC_SINE_WAVES = 400  # sine windows per variant beside a synthetic model's own calibration windows
+SYNTHETIC_SINE_WAVES = 2000  # sine windows per variant beside a synthetic model's own calibration windows
 
 
 def sine_calibration_sets(architecture: dict[str, Any], waves: int) -> list[tuple[np.ndarray, np.ndarray]]:
