@@ -18,13 +18,18 @@ def flops_per_wave(architecture: dict, observed_steps: int) -> int:
     encoder = sum(
         steps * lstm_step_flops(width if i == 0 else units, units) for i in range(architecture["encoder_depth"])
     )
-    lag = 1 if architecture.get("seasonal_lag") else 0  # the lag and its strength into the decoder, the lag to the head
+    # the lags and the season's strength into the decoder, the lags to the head
+    lags = architecture.get("seasons_back", 1) if architecture.get("seasonal_lag") else 0
+    strength = 1 if lags else 0
     decoder_step = (
-        sum(lstm_step_flops(width + 2 * lag if i == 0 else units, units) for i in range(architecture["decoder_depth"]))
-        + 2 * (units + lag) * width
+        sum(
+            lstm_step_flops(width + lags + strength if i == 0 else units, units)
+            for i in range(architecture["decoder_depth"])
+        )
+        + 2 * (units + lags) * width
     )
     sequences = features // width
-    return sequences * (encoder + horizon * decoder_step + lag * season_flops(architecture["max_context"]))
+    return sequences * (encoder + horizon * decoder_step + strength * season_flops(architecture["max_context"]))
 
 
 def season_flops(context: int) -> int:

@@ -124,3 +124,48 @@ def test_the_committed_general_model_looks_a_season_back_and_repeats_a_sharp_cyc
     amplitude = (wave.max() - wave.min()) / 2
     completion = Predictor(loaded.model)(wave[None, :300])[0, :, 0]
     assert np.abs(completion - wave[300:, 0]).mean() / amplitude < 0.1  # general/3, without the look back: 0.22
+
+
+def test_a_second_look_back_widens_a_one_look_model_without_changing_its_predictions():
+    one = build_core(LAG_MODEL)
+    two = build_core(replace(LAG_MODEL, seasons_back=2))
+    cell = two.get_layer("decoder").cell
+    assert cell.head.get_weights()[0].shape == (LAG_MODEL.units + 2, 1)  # the LSTM output and two lags
+    copy_core_weights(one, two)
+    wave = np.random.default_rng(2).normal(size=(3, 90, 5)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(build_model(replace(LAG_MODEL, seasons_back=2), two)(wave)),
+        np.asarray(build_model(LAG_MODEL, one)(wave)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_a_head_that_averages_two_seasons_back_repeats_their_mean(tmp_path):
+    config = replace(LAG_MODEL, seasons_back=2)
+    model = build_model(config)
+    head = model.get_layer("seq2seq").get_layer("decoder").cell.head
+    kernel, bias = head.get_weights()
+    kernel[:] = 0.0
+    kernel[-2:] = 0.5
+    head.set_weights([kernel, np.zeros_like(bias)])
+    t = np.arange(240)
+    cycle = np.sin(2 * np.pi * t / 24) + np.where(t >= 216, 0.5, 0.0)  # the last day is raised by 0.5
+    wave = np.repeat(cycle[None, :, None], 5, axis=2).astype("float32")
+    completion = np.asarray(model(wave))[0, :24, 0]
+    np.testing.assert_allclose(completion, np.sin(2 * np.pi * t[:24] / 24) + 0.25, rtol=1e-4, atol=1e-3)
+    model.save(tmp_path / "two.keras")
+    loaded = keras.saving.load_model(tmp_path / "two.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(wave))[0, :24, 0], completion, rtol=1e-5, atol=1e-5)
+
+
+def test_train_seasons_back_widens_a_seasonal_lag_model_and_records_it(tiny_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    args = ["train", "--store", str(store), "--name", "tiny", "--quick", "--max-steps", "1", "--eval-waves", "10"]
+    assert main([*args, "--init-from", "1", "--seasonal-lag", "--curriculum-steps", "0"]) == 0
+    assert main([*args, "--init-from", "2", "--seasons-back", "2", "--curriculum-steps", "0"]) == 0
+    one, two = load_model(store, "tiny", 2), load_model(store, "tiny", 3)
+    assert two.manifest["architecture"]["seasonal_lag"] is True and two.manifest["architecture"]["seasons_back"] == 2
+    assert "1..2 seasons" in two.manifest["architecture"]["description"]
+    assert two.model.count_params() == one.model.count_params() + 4 * QUICK.model.units + 1

@@ -68,6 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the decoder also sees the value one season back (the observed autocorrelation peak); with --init-from"
         " it widens the initial model, whose predictions it starts from",
     )
+    train.add_argument(
+        "--seasons-back",
+        type=int,
+        choices=range(1, 5),
+        metavar="N",
+        help="with --seasonal-lag (implied): the decoder sees the values 1..N seasons back (default 1); with"
+        " --init-from it widens the initial model, whose predictions it starts from",
+    )
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument("--context", type=int, help="most observed steps the model reads (default: 300)")
@@ -190,7 +198,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "decoder_state": args.decoder_state,
         "max_context": args.context,
         "residual_head": args.residual_head or None,
-        "seasonal_lag": args.seasonal_lag or None,
+        "seasonal_lag": (args.seasonal_lag or args.seasons_back is not None) or None,
+        "seasons_back": args.seasons_back,
     }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
@@ -246,8 +255,9 @@ def run_train(args: argparse.Namespace) -> dict:
 
         initial = load_model(args.store, *init_reference(args.init_from, args.name))
         config = replace(config, model=architecture_of(initial.manifest))
-        if args.seasonal_lag:
-            config = replace(config, model=replace(config.model, seasonal_lag=True))
+        if args.seasonal_lag or args.seasons_back is not None:
+            seasons_back = args.seasons_back or config.model.seasons_back
+            config = replace(config, model=replace(config.model, seasonal_lag=True, seasons_back=seasons_back))
         previous = initial.manifest["training"]
         lineage = {
             "name": initial.name,
@@ -397,7 +407,9 @@ def architecture_description(config: ModelConfig) -> str:
     if config.decoder_state == "first_layer":
         state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
     head = " (residual: it predicts each step's change)" if config.residual_head else ""
-    if config.seasonal_lag:
+    if config.seasonal_lag and config.seasons_back > 1:
+        head += f", also fed the values 1..{config.seasons_back} seasons (the observed autocorrelation peak) back"
+    elif config.seasonal_lag:
         head += ", also fed the value one season (the observed autocorrelation peak) back"
     return (
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"

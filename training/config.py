@@ -22,6 +22,7 @@ class ModelConfig:
     decoder_state: str = "first_layer"  # "first_layer" (reference: layers 2.. start at zero) or "all_layers"
     residual_head: bool = False  # True: each decoder step predicts the change from its input, not the value
     seasonal_lag: bool = False  # True: the decoder also sees the value one season back (channel-independent only)
+    seasons_back: int = 1  # with seasonal_lag: the decoder sees the values 1..seasons_back seasons back
 
     def to_dict(self) -> dict:
         return asdict(self)

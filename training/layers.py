@@ -235,12 +235,20 @@ class FeedbackDecoderCell(keras.layers.Layer):
     State: [previous prediction, h_1, c_1, ..., h_depth, c_depth]. The clock input is ignored. With `residual`,
     the head predicts the change from the previous prediction, which is added to it. With `seasonal_history`
     (one-channel sequences), the state also holds the last `seasonal_history` values (observed, then predicted),
-    the season's period and its strength (from SeasonalLag): the value one period back goes into the first LSTM
-    cell (with the strength) and straight into the head, so the decoder can repeat a season's shape.
+    the season's period and its strength (from SeasonalLag): the values 1..`seasons_back` periods back go into the
+    first LSTM cell (with the strength) and straight into the head, so the decoder can repeat a season's shape.
+    Inputs beyond the first look back come last, so a model widened from one look back keeps its weights' order.
     """
 
     def __init__(
-        self, units: int, depth: int, output_dim: int, residual: bool = False, seasonal_history: int = 0, **kwargs
+        self,
+        units: int,
+        depth: int,
+        output_dim: int,
+        residual: bool = False,
+        seasonal_history: int = 0,
+        seasons_back: int = 1,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.units = units
@@ -248,6 +256,7 @@ class FeedbackDecoderCell(keras.layers.Layer):
         self.output_dim = output_dim
         self.residual = residual
         self.seasonal_history = seasonal_history
+        self.seasons_back = seasons_back
         if seasonal_history and output_dim != 1:
             raise ValueError("a seasonal lag needs one-channel sequences (a channel-independent model)")
         self.cells = [keras.layers.LSTMCell(units, name=f"decoder_lstm_{i + 1}") for i in range(depth)]
@@ -258,25 +267,28 @@ class FeedbackDecoderCell(keras.layers.Layer):
         self.output_size = output_dim
 
     def build(self, input_shape):
-        width = self.output_dim + (2 if self.seasonal_history else 0)
+        looks = self.seasons_back if self.seasonal_history else 0
+        width = self.output_dim + looks + (1 if looks else 0)
         for cell in self.cells:
             cell.build((None, width))
             width = self.units
-        self.head.build((None, self.units + (1 if self.seasonal_history else 0)))
+        self.head.build((None, self.units + looks))
 
     def call(self, inputs, states, training=False):
         x = states[0]
         if self.seasonal_history:
             history, period, strength = states[1 + 2 * self.depth :]
-            back = ops.cast(self.seasonal_history - period, "int32")
-            lag = ops.take_along_axis(history, back, axis=1)
-            x = ops.concatenate([x, lag, strength], axis=1)
+            lags = [
+                ops.take_along_axis(history, ops.cast(self.seasonal_history - k * period, "int32"), axis=1)
+                for k in range(1, self.seasons_back + 1)
+            ]  # k periods <= the observed steps, since the period is at most half of them
+            x = ops.concatenate([x, lags[0], strength, *lags[1:]], axis=1)
         new_states = []
         for i, cell in enumerate(self.cells):
             x, (h, c) = cell(x, [states[1 + 2 * i], states[2 + 2 * i]], training=training)
             new_states += [h, c]
         if self.seasonal_history:
-            x = ops.concatenate([x, lag], axis=1)
+            x = ops.concatenate([x, *lags], axis=1)
         prediction = self.head(x) + states[0] if self.residual else self.head(x)
         if self.seasonal_history:
             new_states += [ops.concatenate([history[:, 1:], prediction], axis=1), period, strength]
@@ -290,6 +302,7 @@ class FeedbackDecoderCell(keras.layers.Layer):
             "output_dim": self.output_dim,
             "residual": self.residual,
             "seasonal_history": self.seasonal_history,
+            "seasons_back": self.seasons_back,
         }
 
 

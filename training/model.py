@@ -31,7 +31,7 @@ def build_core(config: ModelConfig) -> keras.Model:
     Decoder layer 1 starts from the encoder's final (h, c) and layers 2.. from zeros (the reference), or each
     decoder layer from its encoder layer ("all_layers"); the first decoder input is the last observed point
     and every later input is the previous prediction. With `seasonal_lag` each decoder step also gets the value
-    one season (the observed sequence's autocorrelation peak) back.
+    one season (the observed sequence's autocorrelation peak) back, or 1..`seasons_back` seasons back.
     """
     width = channel_width(config)
     observed = keras.Input((None, width), name="observed")
@@ -62,6 +62,7 @@ def build_core(config: ModelConfig) -> keras.Model:
         width,
         residual=config.residual_head,
         seasonal_history=config.max_context if config.seasonal_lag else 0,
+        seasons_back=config.seasons_back,
         name="feedback_cell",
     )
     prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
