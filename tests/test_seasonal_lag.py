@@ -169,3 +169,12 @@ def test_train_seasons_back_widens_a_seasonal_lag_model_and_records_it(tiny_stor
     assert two.manifest["architecture"]["seasonal_lag"] is True and two.manifest["architecture"]["seasons_back"] == 2
     assert "1..2 seasons" in two.manifest["architecture"]["description"]
     assert two.model.count_params() == one.model.count_params() + 4 * QUICK.model.units + 1
+
+
+def test_the_flop_count_grows_by_one_multiply_add_per_new_weight_per_decoder_step():
+    from benchmarks.flops import flops_per_wave
+
+    one, two = LAG_MODEL, replace(LAG_MODEL, seasons_back=2)
+    added = build_core(two).count_params() - build_core(one).count_params()  # a kernel row each, no new bias
+    per_step = (flops_per_wave(two.to_dict(), 120) - flops_per_wave(one.to_dict(), 120)) / (2 * one.horizon)
+    assert per_step == added * one.features  # every feature is its own sequence through the decoder
