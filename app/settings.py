@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     models: str | None = Field(
         None, description="models to serve, 'name[:version],...' (default: every model in the store, at its latest)"
     )
-    model_name: str = Field("wave", description="the default model: answers requests that name none")
+    model_name: str = Field("general", description="the default model: answers requests that name none")
     model_version: str = Field("latest", description="the default model's version when WAVE_MODELS gives none")
     host: str = Field("127.0.0.1", description="address uvicorn binds")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")

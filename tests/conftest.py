@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import DEFAULT_STORE
+from app.settings import DEFAULT_STORE, Settings
 
-DEFAULT_MODEL = "wave"
+DEFAULT_MODEL = Settings.model_fields["model_name"].default  # `general`
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 async def served_app(default_store):
-    """The app on the committed store as shipped (`wave`, the default, and `general`), started through its lifespan
+    """The app on the committed store as shipped (`general`, the default, and `wave`), started through its lifespan
     (load, verify, warm up)."""
     from app.main import create_app
     from app.settings import Settings
@@ -61,7 +61,7 @@ async def client(served_app):
 
 @pytest.fixture(scope="session")
 def two_version_store(tmp_path_factory, default_store) -> Path:
-    """A copy of the default model published twice (versions 1 and 2) under the name `wave`."""
+    """A copy of the default model published twice (versions 1 and 2) under the default's name."""
     import shutil
 
     from model_store import resolve_version
@@ -75,7 +75,7 @@ def two_version_store(tmp_path_factory, default_store) -> Path:
 
 @pytest.fixture(scope="session")
 def two_model_store(tmp_path_factory, default_store, tiny_store) -> Path:
-    """The default model (`wave` at its latest version) and `tiny` version 1, side by side."""
+    """The default model (`general` at its latest version) and `tiny` version 1, side by side."""
     import shutil
 
     from model_store import resolve_version

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,7 +41,7 @@ def running_server(
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A uvicorn process serving `app.main:app`, run in `cwd` (default: the repo root).
 
-    On the committed store it serves only `wave` (WAVE_MODELS=wave: one model to compile) unless `env` names a
+    On the committed store it serves only the default model (one model to compile) unless `env` names a
     store or models, or `whole_store` asks for every model in it. Yields (base URL, process) once /health/ready
     says 200, and always stops the process.
     """
@@ -50,7 +52,7 @@ def running_server(
     if whole_store:
         environment.pop("WAVE_MODELS", None)
     elif not {"WAVE_STORE", "WAVE_MODELS"} & set(env or {}):
-        environment["WAVE_MODELS"] = "wave"
+        environment["WAVE_MODELS"] = DEFAULT_MODEL
     command = command or [sys.executable, "-m", "app"]
     # output goes to a file: a pipe nobody reads could fill up and block the server
     with tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False) as log:

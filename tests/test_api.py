@@ -9,11 +9,12 @@ import pytest
 from app.schemas import example_wave
 from app.settings import DEFAULT_STORE
 from model_store import resolve_version
+from tests.conftest import DEFAULT_MODEL
 from training.data import unit_waves
 from training.loading import load_model
 from training.predict import Predictor
 
-LATEST = str(resolve_version(DEFAULT_STORE, "wave"))  # the default model: its latest version
+LATEST = str(resolve_version(DEFAULT_STORE, DEFAULT_MODEL))  # the default model: its latest version
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def reference_predict(default_store):
     """The training package's own prediction for the default model, loaded separately."""
-    return Predictor(load_model(default_store, "wave").model)
+    return Predictor(load_model(default_store, DEFAULT_MODEL).model)
 
 
 def wave(steps=120, seed=0, amplitude=3.0, offset=-20.0):
@@ -43,7 +44,7 @@ async def test_predict_matches_the_training_package(client, reference_predict):
     response = await client.post("/predict", json={"wave": w})
     assert response.status_code == 200
     body = response.json()
-    assert body["horizon"] == 150 and body["model"] == {"name": "wave", "version": LATEST}
+    assert body["horizon"] == 150 and body["model"] == {"name": DEFAULT_MODEL, "version": LATEST}
     prediction = np.array(body["prediction"])
     assert prediction.shape == (150, 5)
     expected = reference_predict(np.array([w], np.float32))[0]
@@ -117,7 +118,7 @@ async def test_model_summary(client):
     response = await client.get("/model/summary")
     assert response.status_code == 200
     summary = response.json()
-    assert summary["name"] == "wave" and summary["version"] == LATEST
+    assert summary["name"] == DEFAULT_MODEL and summary["version"] == LATEST
     assert summary["features"] == "any" and summary["trained_features"] == 5 and summary["horizon"] == 150
     assert summary["input_length"]["min"] == 60 and summary["input_length"]["max"] == 5000
     assert summary["total_params"] == summary["trainable_params"] > 0
@@ -257,7 +258,7 @@ async def test_concurrent_requests_are_batched_together(client, served_app):
     registry = served_app.state.metrics.registry
 
     def sample(name: str) -> float:
-        return registry.get_sample_value(f"wave_inference_batch_size_{name}", {"model": "wave"}) or 0.0
+        return registry.get_sample_value(f"wave_inference_batch_size_{name}", {"model": DEFAULT_MODEL}) or 0.0
 
     before_calls, before_waves = sample("count"), sample("sum")
     body = {"wave": wave(steps=200, seed=77)}

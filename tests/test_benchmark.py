@@ -5,13 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     command = [sys.executable, "-m", "benchmarks.serving", "--requests", "8", "--baseline-requests", "4"]
     command += ["--concurrency", "1,2", "--time-limit", "30"]
-    env = {**os.environ, "WAVE_MODELS": "wave"}  # one model to compile (the benchmark starts the service twice)
+    env = {**os.environ, "WAVE_MODELS": DEFAULT_MODEL}  # one model to compile (the benchmark starts the service twice)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -23,7 +25,7 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
         ("baseline", "2", "0"),
     ]  # server, concurrency, errors
     assert all(float(row[4]) > 0 and float(row[8]) > 0 for row in rows)  # throughput, server CPU cores
-    assert lines[0].endswith("the service serves wave")
+    assert lines[0].endswith(f"the service serves {DEFAULT_MODEL}")
     ready = next(line for line in lines if line.startswith("service: time to ready"))
     assert "on a first start (empty compile cache)" in ready and "on a restart; RSS after load" in ready
     assert any(line.startswith("  concurrency   2: throughput x") for line in lines)

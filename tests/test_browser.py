@@ -10,6 +10,7 @@ import pytest
 
 from app.settings import DEFAULT_STORE
 from model_store import resolve_version
+from tests.conftest import DEFAULT_MODEL
 from tests.servers import ROOT, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,8 +92,8 @@ def test_sample_is_completed_and_drawn(open_page):
     assert page.locator("#chart .panel").count() == 5
     assert page.locator("#chart path.series.predicted[data-points='150']").count() == 5
     assert page.locator("#chart path.series.truth").count() == 5
-    assert page.locator("#model-name").inner_text() == "wave"
-    assert page.locator("#model-version").inner_text() == str(resolve_version(DEFAULT_STORE, "wave"))
+    assert page.locator("#model-name").inner_text() == DEFAULT_MODEL
+    assert page.locator("#model-version").inner_text() == str(resolve_version(DEFAULT_STORE, DEFAULT_MODEL))
     assert re.fullmatch(r"\d+ ms", page.locator("#latency").inner_text())
     assert float(page.locator("#latency").get_attribute("data-ms")) > 0
     assert page.locator("#error").is_hidden()
@@ -201,9 +202,12 @@ def test_model_picker_chooses_the_model_that_answers(browser, two_model_url):
         page.goto(f"{two_model_url}/")
         page.wait_for_selector("#model-info[data-state='ready']")
         page.wait_for_selector("#sample-select:not([disabled])")
-        version = resolve_version(DEFAULT_STORE, "wave")
-        assert page.locator("#model-select option").all_inner_texts() == [f"wave v{version} (default)", "tiny v1"]
-        assert page.locator("#model-select").input_value() == "wave"
+        version = resolve_version(DEFAULT_STORE, DEFAULT_MODEL)
+        assert page.locator("#model-select option").all_inner_texts() == [
+            f"{DEFAULT_MODEL} v{version} (default)",
+            "tiny v1",
+        ]
+        assert page.locator("#model-select").input_value() == DEFAULT_MODEL
         assert "60 to 5000 observed steps" in page.locator("#model-limits").inner_text()
 
         page.select_option("#model-select", "tiny")

@@ -3,9 +3,10 @@
 import pytest
 
 from model_store import resolve_version, verify_version
+from tests.conftest import DEFAULT_MODEL
 from training.evaluate import TARGETS
 
-NAME = "wave"
+NAME = DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")

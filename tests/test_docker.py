@@ -234,8 +234,8 @@ def replay_runtime_stage(image: Image, venv: Path, home: Path) -> None:
         response = httpx.post(f"{url}/predict", json={"wave": wave, "horizon": 150}, timeout=60)
         assert response.status_code == 200, response.text
         assert response.json()["model"] == {
-            "name": "wave",
-            "version": str(resolve_version(ROOT / "model_store", "wave")),
+            "name": "general",  # the default
+            "version": str(resolve_version(ROOT / "model_store", "general")),
         }
-        expected = Predictor(load_model(ROOT / "model_store", "wave").model)(np.array([wave], np.float32))[0]
+        expected = Predictor(load_model(ROOT / "model_store", "general").model)(np.array([wave], np.float32))[0]
         np.testing.assert_allclose(response.json()["prediction"], expected, atol=1e-4)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from app.schemas import example_wave
+from tests.conftest import DEFAULT_MODEL
 from tests.servers import ROOT, running_server, server_log
 
 
@@ -45,21 +46,21 @@ def faulty_store(two_version_store, tmp_path) -> Path:
 )
 def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
     env = {"WAVE_STORE": str(faulty_store), "WAVE_MODEL_VERSION": "2"}
-    model = faulty_store / "wave" / "2" / "model.keras"
+    model = faulty_store / DEFAULT_MODEL / "2" / "model.keras"
     expected = {
         "missing store": "does not exist",
         "missing version": "has no version '7'",
         "checksum mismatch": "checksum mismatch",
         "corrupt file": "cannot load",
         "unknown model": "no published versions of model 'ghost'",
-        "no default": "the default model 'wave' is not in WAVE_MODELS",
+        "no default": f"the default model '{DEFAULT_MODEL}' is not in WAVE_MODELS",
     }[fault]
     if fault == "missing store":
         env["WAVE_STORE"] = str(faulty_store / "nowhere")
     elif fault == "missing version":
         env["WAVE_MODEL_VERSION"] = "7"
     elif fault == "unknown model":
-        env["WAVE_MODELS"] = "wave:1,ghost"
+        env["WAVE_MODELS"] = f"{DEFAULT_MODEL}:1,ghost"
     elif fault == "no default":
         env["WAVE_MODELS"] = "ghost"
     elif fault == "checksum mismatch":

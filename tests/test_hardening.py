@@ -9,7 +9,7 @@ import pytest
 
 from app.limits import LIMITS
 from app.schemas import example_wave
-from tests.conftest import started_app
+from tests.conftest import DEFAULT_MODEL, started_app
 
 pytestmark = pytest.mark.anyio
 
@@ -114,8 +114,8 @@ async def test_admin_endpoints_are_off_without_a_token(client):
 async def test_reload_swaps_versions_and_refuses_broken_ones(two_version_store, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(two_version_store, store)
-    broken = store / "wave" / "3"
-    shutil.copytree(store / "wave" / "2", broken)
+    broken = store / DEFAULT_MODEL / "3"
+    shutil.copytree(store / DEFAULT_MODEL / "2", broken)
     data = bytearray((broken / "model.keras").read_bytes())
     data[100] ^= 0xFF
     (broken / "model.keras").write_bytes(bytes(data))
@@ -130,8 +130,8 @@ async def test_reload_swaps_versions_and_refuses_broken_ones(two_version_store, 
         swap = await http.post("/admin/reload", json={"version": "2"}, headers=admin)
         assert swap.status_code == 200
         assert swap.json() == {
-            "previous": {"name": "wave", "version": "1"},
-            "current": {"name": "wave", "version": "2"},
+            "previous": {"name": DEFAULT_MODEL, "version": "1"},
+            "current": {"name": DEFAULT_MODEL, "version": "2"},
         }
         results = await asyncio.gather(*inflight)
         assert all(r.status_code == 200 for r in results)
@@ -141,14 +141,14 @@ async def test_reload_swaps_versions_and_refuses_broken_ones(two_version_store, 
 
         corrupt = await http.post("/admin/reload", json={"version": "3"}, headers=admin)
         assert corrupt.status_code == 422 and "checksum mismatch" in corrupt.json()["detail"]
-        assert "still serving wave version 2" in corrupt.json()["detail"]
+        assert f"still serving {DEFAULT_MODEL} version 2" in corrupt.json()["detail"]
         missing = await http.post("/admin/reload", json={"version": "9"}, headers=admin)
         assert missing.status_code == 404
         still = await http.post("/predict", json={"wave": W})
         assert still.status_code == 200 and still.json()["model"]["version"] == "2"
         assert (await http.get("/model/summary")).json()["version"] == "2"
         metrics = (await http.get("/metrics")).text
-        assert 'wave_model_info{model="wave",version="2"} 1.0' in metrics
+        assert f'wave_model_info{{model="{DEFAULT_MODEL}",version="2"}} 1.0' in metrics
         assert 'version="1"' not in metrics  # the replaced version is no longer reported
 
 

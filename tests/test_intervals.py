@@ -10,7 +10,7 @@ import pytest
 
 from app.schemas import example_wave
 from model_store import load_manifest, resolve_version
-from tests.conftest import started_app
+from tests.conftest import DEFAULT_MODEL, started_app
 from training.calibration import Calibration, bands, parse_rows, rows
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,7 @@ async def test_predict_answers_nested_bands_around_the_prediction(client, defaul
     assert width[-10:].mean() > width[:10].mean()  # the error grows with the step, and so does the band
 
     version = body["model"]["version"]
-    calibration = Calibration.from_record(load_manifest(default_store, "wave", int(version))["calibration"])
+    calibration = Calibration.from_record(load_manifest(default_store, DEFAULT_MODEL, int(version))["calibration"])
     lower, upper = bands(prediction[None], np.array(W, np.float32)[None], calibration, [80])[80]
     np.testing.assert_allclose(low["80"], lower[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(high["80"], upper[0], rtol=1e-5, atol=1e-5)
@@ -111,7 +111,7 @@ async def test_plot_shades_the_bands(client):
 async def test_a_model_without_calibration_refuses_levels(default_store, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(default_store / "wave" / "3", store / "wave" / "3")  # published before calibration
-    async with started_app(store=store) as (_, http):
+    async with started_app(store=store, model_name="wave") as (_, http):
         answer = await http.post("/predict", json={"wave": W, "level": [80]})
         assert answer.status_code == 422 and "no calibrated prediction intervals" in answer.json()["detail"]
         assert (await http.post("/predict", json={"wave": W})).status_code == 200
@@ -120,9 +120,9 @@ async def test_a_model_without_calibration_refuses_levels(default_store, tmp_pat
 async def test_levels_above_what_few_calibration_windows_bound_are_refused(default_store, tmp_path):
     """A version calibrated on few windows (levels up to 83, as from a short validation part) serves 80 % bands
     and refuses 95 % rather than answering the 83 % band under that name."""
-    version = resolve_version(default_store, "wave")
-    folder = tmp_path / "store" / "wave" / str(version)
-    shutil.copytree(default_store / "wave" / str(version), folder)
+    version = resolve_version(default_store, DEFAULT_MODEL)
+    folder = tmp_path / "store" / DEFAULT_MODEL / str(version)
+    shutil.copytree(default_store / DEFAULT_MODEL / str(version), folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     record = manifest["calibration"]
     groups, _, horizon, columns = record["quantile_shape"]
@@ -135,7 +135,7 @@ async def test_levels_above_what_few_calibration_windows_bound_are_refused(defau
         answer = await http.post("/predict", json={"wave": W, "level": [80, 95]})
         assert answer.status_code == 422 and "up to level 83" in answer.json()["detail"]
         assert "level 95 is too high" in answer.json()["detail"]
-        v2 = await http.post("/v2/models/wave/infer", json=v2_body([W], horizon=20, level=[95]))
+        v2 = await http.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body([W], horizon=20, level=[95]))
         assert v2.status_code in (400, 422) and "up to level 83" in v2.text
 
 
@@ -147,7 +147,7 @@ def v2_body(waves, **parameters):
 
 async def test_v2_level_adds_lower_and_upper_outputs_equal_to_the_native_bands(client):
     waves = [W, example_wave(120, 9)]
-    answer = await client.post("/v2/models/wave/infer", json=v2_body(waves, horizon=20, level=[80, 99.5]))
+    answer = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body(waves, horizon=20, level=[80, 99.5]))
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: np.reshape(o["data"], o["shape"]) for o in answer.json()["outputs"]}
     assert list(outputs) == ["prediction", "lower_80", "upper_80", "lower_99.5", "upper_99.5"]
@@ -157,14 +157,14 @@ async def test_v2_level_adds_lower_and_upper_outputs_equal_to_the_native_bands(c
         for key in ("80", "99.5"):
             np.testing.assert_allclose(outputs[f"lower_{key}"][i], native["intervals"][key]["lower"], atol=1e-4)
             np.testing.assert_allclose(outputs[f"upper_{key}"][i], native["intervals"][key]["upper"], atol=1e-4)
-    single = await client.post("/v2/models/wave/infer", json=v2_body([W], horizon=5, level=95))
+    single = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body([W], horizon=5, level=95))
     assert [o["name"] for o in single.json()["outputs"]] == ["prediction", "lower_95", "upper_95"]
 
 
 async def test_v2_requested_outputs_choose_bands_and_binary_form(client):
     body = v2_body([W], horizon=10, level=[80])
     body["outputs"] = [{"name": "upper_80", "parameters": {"binary_data": True}}, {"name": "prediction"}]
-    answer = await client.post("/v2/models/wave/infer", json=body)
+    answer = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=body)
     assert answer.status_code == 200, answer.text
     length = int(answer.headers["inference-header-content-length"])
     header = __import__("json").loads(answer.content[:length])
@@ -172,11 +172,11 @@ async def test_v2_requested_outputs_choose_bands_and_binary_form(client):
     upper = np.frombuffer(answer.content[length:], "<f4").reshape(1, 10, 5)
     assert np.all(upper >= np.reshape(header["outputs"][1]["data"], (1, 10, 5)))
     body["outputs"] = [{"name": "upper_95"}]
-    unknown = await client.post("/v2/models/wave/infer", json=body)
+    unknown = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=body)
     assert unknown.status_code == 400 and "unknown output 'upper_95'" in unknown.json()["error"]
 
 
 @pytest.mark.parametrize("level", [0, 100, [], [1, 2, 3, 4, 5], "80", [True], [80, None], {"a": 1}])
 async def test_v2_bad_levels_get_400_in_protocol_form(client, level):
-    answer = await client.post("/v2/models/wave/infer", json=v2_body([W], level=level))
+    answer = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body([W], level=level))
     assert answer.status_code == 400 and "parameter 'level'" in answer.json()["error"], answer.text

@@ -19,13 +19,15 @@ from training.loading import load_model
 from training.predict import Predictor
 
 W = example_wave(90, 5)
-WAVE_VERSION = str(resolve_version(DEFAULT_STORE, "wave"))  # the default model's latest, as two_model_store has it
+DEFAULT_VERSION = str(
+    resolve_version(DEFAULT_STORE, "general")
+)  # the default model's latest, as two_model_store has it
 CSV_BODY = "\n".join(",".join(str(v) for v in row) for row in W)
 
 
 @pytest.fixture(scope="module")
 async def two_models(two_model_store):
-    """An app serving `wave` (the default) and `tiny` from one store, and an ASGI client to it."""
+    """An app serving `general` (the default) and `tiny` from one store, and an ASGI client to it."""
     async with started_app(store=two_model_store, max_batch_size=1) as (app, http):
         yield app, http
 
@@ -48,12 +50,12 @@ def test_model_list_parses_names_and_versions():
 
 def test_served_models_are_the_store_or_the_list_with_the_default_among_them(two_model_store):
     store = {"store": two_model_store}
-    assert chosen_models(Settings(**store)) == {"tiny": "latest", "wave": "latest"}
-    assert chosen_models(Settings(**store, model_version="2")) == {"tiny": "latest", "wave": "2"}
-    assert chosen_models(Settings(**store, models="tiny:1,wave")) == {"tiny": "1", "wave": "latest"}
-    assert chosen_models(Settings(**store, models="wave:1", model_version="2")) == {"wave": "1"}
+    assert chosen_models(Settings(**store)) == {"tiny": "latest", "general": "latest"}
+    assert chosen_models(Settings(**store, model_version="2")) == {"tiny": "latest", "general": "2"}
+    assert chosen_models(Settings(**store, models="tiny:1,general")) == {"tiny": "1", "general": "latest"}
+    assert chosen_models(Settings(**store, models="general:1", model_version="2")) == {"general": "1"}
     assert chosen_models(Settings(**store, model_name="tiny", models="tiny")) == {"tiny": "latest"}
-    with pytest.raises(ModelNotFoundError, match=r"default model 'wave' is not in WAVE_MODELS \(it has 'tiny'\)"):
+    with pytest.raises(ModelNotFoundError, match=r"default model 'general' is not in WAVE_MODELS \(it has 'tiny'\)"):
         chosen_models(Settings(**store, models="tiny"))
     with pytest.raises(ModelNotFoundError, match="default model 'nope' is not in the store"):
         chosen_models(Settings(**store, model_name="nope"))
@@ -117,7 +119,7 @@ async def test_models_lists_every_served_model_default_first(two_models):
     response = await http.get("/models")
     assert response.status_code == 200
     models = response.json()["models"]
-    assert [(m["name"], m["default"]) for m in models] == [("wave", True), ("tiny", False)]
+    assert [(m["name"], m["default"]) for m in models] == [("general", True), ("tiny", False)]
     for model in models:
         assert set(model) == {"name", "version", "default", "features", "horizon", "input_length", "metrics"}
         served = app.state.registry.get(model["name"])
@@ -132,10 +134,10 @@ async def test_each_request_chooses_its_model(two_models, tiny_predict):
     _, http = two_models
     tiny = await http.post("/predict", json={"wave": W, "model": "tiny", "horizon": 20})
     default = await http.post("/predict", json={"wave": W, "horizon": 20})
-    named = await http.post("/predict", json={"wave": W, "model": "wave", "horizon": 20})
+    named = await http.post("/predict", json={"wave": W, "model": "general", "horizon": 20})
     assert tiny.status_code == default.status_code == 200
     assert tiny.json()["model"] == {"name": "tiny", "version": "1"}
-    assert default.json()["model"]["name"] == named.json()["model"]["name"] == "wave"
+    assert default.json()["model"]["name"] == named.json()["model"]["name"] == "general"
     assert default.json()["prediction"] == named.json()["prediction"]
     expected = tiny_predict([np.array(W, np.float32)])[0][:20]
     np.testing.assert_allclose(tiny.json()["prediction"], expected, rtol=1e-5, atol=1e-4)
@@ -174,7 +176,7 @@ async def test_unknown_model_is_a_404_naming_the_served_ones(two_models, method,
     _, http = two_models
     response = await http.request(method, path, **kwargs)
     assert response.status_code == 404 and response.headers["content-type"] == "application/json"
-    assert response.json()["detail"] == "unknown model 'nope'; this server serves 'tiny', 'wave' (default)"
+    assert response.json()["detail"] == "unknown model 'nope'; this server serves 'general' (default), 'tiny'"
 
 
 @pytest.mark.anyio
@@ -195,14 +197,14 @@ async def test_a_channel_independent_model_completes_any_number_of_features(two_
     assert ragged.status_code == 422 and "row 1 has 3 values, row 0 has 2" in ragged.json()["detail"]
     models = (await http.get("/models")).json()["models"]
     assert models[0]["features"] == "any"
-    metadata = (await http.get("/v2/models/wave")).json()
+    metadata = (await http.get("/v2/models/general")).json()
     assert metadata["inputs"][0]["shape"] == [-1, -1, -1]
 
 
 @pytest.mark.anyio
 async def test_summary_and_samples_per_model(two_models):
     _, http = two_models
-    assert (await http.get("/model/summary")).json()["name"] == "wave"
+    assert (await http.get("/model/summary")).json()["name"] == "general"
     tiny = (await http.get("/model/summary", params={"model": "tiny"})).json()
     assert tiny["name"] == "tiny" and tiny["version"] == "1" and tiny["trained_features"] == 5
     assert tiny["total_params"] < (await http.get("/model/summary")).json()["total_params"]
@@ -213,7 +215,7 @@ async def test_summary_and_samples_per_model(two_models):
 @pytest.mark.anyio
 async def test_open_inference_protocol_serves_every_model(two_models):
     _, http = two_models
-    for name, version in (("wave", WAVE_VERSION), ("tiny", "1")):
+    for name, version in (("general", DEFAULT_VERSION), ("tiny", "1")):
         metadata = await http.get(f"/v2/models/{name}")
         assert metadata.status_code == 200 and metadata.json()["versions"] == [version]
         assert (await http.get(f"/v2/models/{name}/versions/{version}/ready")).json() == {"name": name, "ready": True}
@@ -228,7 +230,7 @@ async def test_open_inference_protocol_serves_every_model(two_models):
         )
     unknown = await http.get("/v2/models/nope")
     assert unknown.status_code == 404
-    assert unknown.json()["error"] == "unknown model 'nope'; this server serves 'tiny', 'wave' (default)"
+    assert unknown.json()["error"] == "unknown model 'nope'; this server serves 'general' (default), 'tiny'"
     wrong_version = await http.get("/v2/models/tiny/versions/3")
     assert wrong_version.status_code == 404 and "the served version is '1'" in wrong_version.json()["error"]
 
@@ -239,7 +241,7 @@ async def test_metrics_are_labelled_by_model(two_models):
     await http.post("/predict", json={"wave": W, "model": "tiny"})
     await http.post("/predict", json={"wave": W})
     text = (await http.get("/metrics")).text
-    for name, version in (("wave", WAVE_VERSION), ("tiny", "1")):
+    for name, version in (("general", DEFAULT_VERSION), ("tiny", "1")):
         assert f'wave_model_info{{model="{name}",version="{version}"}} 1.0' in text
         assert f'wave_queue_depth{{model="{name}"}} 0.0' in text
         assert app.state.metrics.registry.get_sample_value("wave_inference_batch_size_count", {"model": name}) >= 1
@@ -249,9 +251,9 @@ async def test_metrics_are_labelled_by_model(two_models):
 @pytest.mark.anyio
 async def test_each_model_has_its_own_batcher_and_compiled_function(two_models):
     app, _ = two_models
-    wave, tiny = app.state.registry.get("wave"), app.state.registry.get("tiny")
-    assert wave.batcher is not tiny.batcher and wave.predict is not tiny.predict
-    assert wave.predict.buckets == tiny.predict.buckets and len(wave.predict.buckets) == 1  # max_batch_size=1
+    default, tiny = app.state.registry.get("general"), app.state.registry.get("tiny")
+    assert default.batcher is not tiny.batcher and default.predict is not tiny.predict
+    assert default.predict.buckets == tiny.predict.buckets and len(default.predict.buckets) == 1  # max_batch_size=1
 
 
 @pytest.mark.anyio
@@ -260,7 +262,7 @@ async def test_openapi_enumerates_the_models_and_fits_common_limits(two_models):
     schema = (await http.get("/openapi.json")).json()
     request = schema["components"]["schemas"]["PredictRequest"]["properties"]
     string = next(option for option in request["model"]["anyOf"] if option.get("type") == "string")
-    assert string["enum"] == ["tiny", "wave"]
+    assert string["enum"] == ["general", "tiny"]
     assert request["horizon"]["maximum"] == 150 and request["wave"]["minItems"] == 60
     row = request["wave"]["items"]
     if all(model.features is None for model in app.state.registry):  # both take any number of features
@@ -268,9 +270,12 @@ async def test_openapi_enumerates_the_models_and_fits_common_limits(two_models):
     else:
         assert row["minItems"] == row["maxItems"] == 5
     summary = {p["name"]: p for p in schema["paths"]["/model/summary"]["get"]["parameters"]}
-    assert next(o for o in summary["model"]["schema"]["anyOf"] if o.get("type") == "string")["enum"] == ["tiny", "wave"]
+    assert next(o for o in summary["model"]["schema"]["anyOf"] if o.get("type") == "string")["enum"] == [
+        "general",
+        "tiny",
+    ]
     csv = {p["name"]: p for p in schema["paths"]["/predict"]["post"]["parameters"]}
-    assert csv["model"]["schema"]["enum"] == ["tiny", "wave"]
+    assert csv["model"]["schema"]["enum"] == ["general", "tiny"]
     assert "/models" in schema["paths"]
 
 
@@ -280,27 +285,29 @@ async def test_reload_swaps_one_model_and_leaves_the_others(two_model_store, tmp
     shutil.copytree(two_model_store, store)
     shutil.copytree(store / "tiny" / "1", store / "tiny" / "2")
     admin = {"Authorization": "Bearer adm1n"}
-    async with started_app(store=store, models="wave,tiny:1", admin_token="adm1n", max_batch_size=1) as (app, http):
-        wave_before = app.state.registry.get("wave")
+    async with started_app(store=store, models="general,tiny:1", admin_token="adm1n", max_batch_size=1) as (app, http):
+        default_before = app.state.registry.get("general")
         swap = await http.post("/admin/reload", json={"model": "tiny", "version": "2"}, headers=admin)
         assert swap.status_code == 200, swap.text
         assert swap.json() == {
             "previous": {"name": "tiny", "version": "1"},
             "current": {"name": "tiny", "version": "2"},
         }
-        assert app.state.registry.get("wave") is wave_before
+        assert app.state.registry.get("general") is default_before
         answer = await http.post("/predict", json={"wave": W, "model": "tiny"})
         assert answer.json()["model"] == {"name": "tiny", "version": "2"}
-        assert (await http.post("/predict", json={"wave": W})).json()["model"]["name"] == "wave"
+        assert (await http.post("/predict", json={"wave": W})).json()["model"]["name"] == "general"
         versions = {m["name"]: m["version"] for m in (await http.get("/models")).json()["models"]}
-        assert versions == {"wave": WAVE_VERSION, "tiny": "2"}
+        assert versions == {"general": DEFAULT_VERSION, "tiny": "2"}
         metrics = (await http.get("/metrics")).text
         assert 'wave_model_info{model="tiny",version="2"} 1.0' in metrics
         assert 'wave_model_info{model="tiny",version="1"}' not in metrics
 
         unknown = await http.post("/admin/reload", json={"model": "nope"}, headers=admin)
-        assert unknown.status_code == 404 and "this server serves 'wave' (default), 'tiny'" in unknown.json()["detail"]
+        assert (
+            unknown.status_code == 404 and "this server serves 'general' (default), 'tiny'" in unknown.json()["detail"]
+        )
         missing = await http.post("/admin/reload", json={"model": "tiny", "version": "9"}, headers=admin)
         assert missing.status_code == 404 and "still serving tiny version 2" in missing.json()["detail"]
         default = await http.post("/admin/reload", json={}, headers=admin)
-        assert default.json()["current"] == {"name": "wave", "version": WAVE_VERSION}
+        assert default.json()["current"] == {"name": "general", "version": DEFAULT_VERSION}

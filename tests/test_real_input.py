@@ -9,6 +9,7 @@ import pytest
 
 from app.csv_io import parse_csv, sniff_delimiter
 from app.limits import LIMITS
+from tests.conftest import DEFAULT_MODEL
 from training.data import unit_waves
 from training.gaps import fill_gaps
 
@@ -229,7 +230,9 @@ def v2_body(batch: np.ndarray) -> dict:
 async def test_v2_json_gaps_nan_and_null_are_filled(client):
     batch = np.stack([with_gaps(wave(80, seed=1), GAPS[:3]), wave(80, seed=2)]).astype(np.float32)
     body = json.dumps(v2_body(batch)).replace("null", "NaN", 1)  # one gap as NaN, the others as null
-    response = await client.post("/v2/models/wave/infer", content=body, headers={"content-type": "application/json"})
+    response = await client.post(
+        f"/v2/models/{DEFAULT_MODEL}/infer", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["parameters"]["filled"] == [3, 0]
@@ -244,11 +247,13 @@ async def test_v2_binary_nan_is_a_gap_and_too_many_is_named(client):
     header = {"inputs": [{"name": "wave", "shape": [1, 80, 5], "datatype": "FP32"}]}
     header["inputs"][0]["parameters"] = {"binary_data_size": len(raw)}
     head = json.dumps(header).encode()
-    response = await client.post("/v2/models/wave/infer", content=head + raw, headers={HEADER_LENGTH: str(len(head))})
+    response = await client.post(
+        f"/v2/models/{DEFAULT_MODEL}/infer", content=head + raw, headers={HEADER_LENGTH: str(len(head))}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["parameters"]["filled"] == [1]
 
     empty = batch.copy()
     empty[0, :, 4] = np.nan
-    response = await client.post("/v2/models/wave/infer", json=v2_body(empty))
+    response = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body(empty))
     assert response.status_code == 400 and response.json()["error"] == "wave 0: feature 4 has no value"

@@ -8,6 +8,7 @@ import sys
 import httpx
 
 from app.schemas import example_wave
+from tests.conftest import DEFAULT_MODEL
 from tests.servers import ROOT, running_server
 from training.xla_flags import CACHE_FLAG, cpu_signature, tensorflow_version, use_compile_cache
 
@@ -42,7 +43,7 @@ def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch
 
 
 def test_a_restart_loads_every_program_from_the_cache_and_answers_the_same(tmp_path):
-    env = {"WAVE_COMPILE_CACHE": str(tmp_path), "WAVE_MODELS": "wave", "WAVE_MAX_BATCH_SIZE": "2"}
+    env = {"WAVE_COMPILE_CACHE": str(tmp_path), "WAVE_MODELS": DEFAULT_MODEL, "WAVE_MAX_BATCH_SIZE": "2"}
     body = {"wave": example_wave(120, 3), "horizon": 150}
     answers, entries = [], []
     for _ in range(2):

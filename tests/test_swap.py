@@ -102,7 +102,7 @@ async def test_a_version_that_fails_its_smoke_test_is_refused_and_the_old_one_ke
         refused = await http.post("/admin/reload", json={"version": "3"}, headers=ADMIN)
         assert refused.status_code == 422, refused.text
         detail = refused.json()["detail"]
-        assert "smoke prediction failed" in detail and "still serving wave version 2" in detail
+        assert "smoke prediction failed" in detail and f"still serving {DEFAULT_MODEL} version 2" in detail
         after = await answers(http, batch)
         assert after[0] == "2"
         np.testing.assert_array_equal(after[1], before[1])

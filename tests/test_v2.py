@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.batching import DeadlineExceeded, Overloaded
+from tests.conftest import DEFAULT_MODEL
 from tests.servers import running_server
 from training.data import unit_waves
 
@@ -440,20 +441,20 @@ def test_official_tritonclient_against_a_real_server():
         ]
         assert triton.is_server_live() and triton.is_server_ready()
         assert triton.get_server_metadata()["name"] == "wave-completion"
-        metadata = triton.get_model_metadata("wave")
+        metadata = triton.get_model_metadata(DEFAULT_MODEL)
         version = metadata["versions"][0]
         assert metadata["inputs"] == [{"name": "wave", "datatype": "FP32", "shape": [-1, -1, -1]}]
         assert [output["name"] for output in metadata["outputs"]] == ["prediction", *BAND_OUTPUTS]
-        assert triton.get_model_metadata("wave", version)["name"] == "wave"
-        assert triton.is_model_ready("wave") and triton.is_model_ready("wave", version)
-        assert not triton.is_model_ready("nope") and not triton.is_model_ready("wave", "99")
+        assert triton.get_model_metadata(DEFAULT_MODEL, version)["name"] == DEFAULT_MODEL
+        assert triton.is_model_ready(DEFAULT_MODEL) and triton.is_model_ready(DEFAULT_MODEL, version)
+        assert not triton.is_model_ready("nope") and not triton.is_model_ready(DEFAULT_MODEL, "99")
 
         for binary in (True, False):
             tensor = httpclient.InferInput("wave", list(waves.shape), "FP32")
             tensor.set_data_from_numpy(waves, binary_data=binary)
             output = httpclient.InferRequestedOutput("prediction", binary_data=binary)
             result = triton.infer(
-                "wave", [tensor], outputs=[output], request_id=f"r{binary}", parameters={"horizon": 30}
+                DEFAULT_MODEL, [tensor], outputs=[output], request_id=f"r{binary}", parameters={"horizon": 30}
             )
             assert result.get_response()["id"] == f"r{binary}"
             assert ("parameters" in result.get_output("prediction")) is binary
@@ -464,12 +465,12 @@ def test_official_tritonclient_against_a_real_server():
 
         # no outputs named: the client asks for binary output of everything; default horizon; versioned; gzip
         tensor = httpclient.InferInput("wave", list(waves.shape), "FP32").set_data_from_numpy(waves)
-        result = triton.infer("wave", [tensor], model_version=version, request_compression_algorithm="gzip")
+        result = triton.infer(DEFAULT_MODEL, [tensor], model_version=version, request_compression_algorithm="gzip")
         for got, expected in zip(result.as_numpy("prediction"), native[3:], strict=True):
             np.testing.assert_allclose(got, expected, atol=1e-4)
 
         # prediction intervals: parameter 'level', outputs lower_80, upper_80, ... as binary tensors
-        result = triton.infer("wave", [tensor], parameters={"horizon": 30, "level": [80, 95]})
+        result = triton.infer(DEFAULT_MODEL, [tensor], parameters={"horizon": 30, "level": [80, 95]})
         prediction = result.as_numpy("prediction")
         bands = {name: result.as_numpy(name) for name in BAND_OUTPUTS}
         assert all(band.shape == (3, 30, 5) and band.dtype == np.float32 for band in bands.values())
@@ -477,12 +478,12 @@ def test_official_tritonclient_against_a_real_server():
         assert np.all(prediction <= bands["upper_80"]) and np.all(bands["upper_80"] <= bands["upper_95"])
 
         four = httpclient.InferInput("wave", [1, 90, 4], "FP32").set_data_from_numpy(waves[:1, :, :4])
-        completed = triton.infer("wave", [four], parameters={"horizon": 30}).as_numpy("prediction")
+        completed = triton.infer(DEFAULT_MODEL, [four], parameters={"horizon": 30}).as_numpy("prediction")
         assert completed.shape == (1, 30, 4)  # any number of features: each one completed on its own
         np.testing.assert_allclose(completed[0], native[0][:, :4], atol=1e-4)
         bad = httpclient.InferInput("wave", [1, 20, 5], "FP32").set_data_from_numpy(waves[:1, :20])
         with pytest.raises(InferenceServerException) as refused:
-            triton.infer("wave", [bad], parameters={"horizon": 30})
+            triton.infer(DEFAULT_MODEL, [bad], parameters={"horizon": 30})
         assert refused.value.status() == "400" and "wave 0 has 20 steps, at least 60" in refused.value.message()
         with pytest.raises(InferenceServerException) as unknown:
             triton.infer("nope", [tensor])
