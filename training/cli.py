@@ -407,10 +407,9 @@ def architecture_description(config: ModelConfig) -> str:
     if config.decoder_state == "first_layer":
         state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
     head = " (residual: it predicts each step's change)" if config.residual_head else ""
-    if config.seasonal_lag and config.seasons_back > 1:
-        head += f", also fed the values 1..{config.seasons_back} seasons (the observed autocorrelation peak) back"
-    elif config.seasonal_lag:
-        head += ", also fed the value one season (the observed autocorrelation peak) back"
+    if config.seasonal_lag:
+        back = "the value one season" if config.seasons_back == 1 else f"the values 1..{config.seasons_back} seasons"
+        head += f", also fed {back} (the observed autocorrelation peak) back"
     return (
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
         f" + Dense{head}, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
