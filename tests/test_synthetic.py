@@ -16,6 +16,7 @@ from training.synthetic import (
     season_periods,
     synthetic_series,
     synthetic_source_of,
+    turning_trends,
 )
 
 
@@ -86,6 +87,16 @@ def test_trend_season_mostly_trends():
     drift = series[:, -100:].mean(axis=1) - series[:, :100].mean(axis=1)
     assert (np.abs(drift) > 0.5).mean() > 0.5
     assert (drift > 0.5).mean() > 0.2 and (drift < -0.5).mean() > 0.2  # both signs
+
+
+def test_turning_trends_flatten_or_reverse_on_average():
+    trends = turning_trends(np.random.default_rng(12), 2000, 450)
+    u = np.arange(150) - 74.5
+    first, last = (trends[:, :150] @ u) / (u @ u), (trends[:, -150:] @ u) / (u @ u)
+    ratio = np.abs(last) / np.maximum(np.abs(first), 1e-9)
+    assert np.median(ratio) < 0.6  # slopes shrink: a damped trend is the better forecast
+    assert 0.1 < (np.sign(first) != np.sign(last)).mean() < 0.5  # some reverse, most do not
+    assert (ratio > 0.9).mean() > 0.1  # and some run on
 
 
 def test_stochastic_series_are_persistent():

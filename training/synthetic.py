@@ -7,6 +7,7 @@ Every feature of a wave is its own series, drawn from one family by weight (`FAM
 - `shapes`: square, sawtooth, triangle, pulse trains and harmonic series, some smoothed;
 - `modulated`: amplitude- or frequency-modulated sinusoids;
 - `trend_season`: a periodic part on a linear or slowly curving trend, with level shifts, some multiplicative;
+- `turning_trend`: a periodic part on a trend that flattens, reverses or saturates part way (not in the default mix);
 - `stochastic`: AR(1), AR(2) (some with a quasi-period) and random walks, some on a periodic part;
 - `cycles`: quasi-periodic cycles, each with its own length and height and a rise faster or slower than its fall
   (as the sunspot cycle, or business and population cycles), some as one-sided bumps;
@@ -149,23 +150,52 @@ def modulated(rng: np.random.Generator, m: int, length: int, integer_periods: fl
     return np.where(rng.random((m, 1)) < 0.5, am, fm)
 
 
-def trend_season(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
-    """A periodic part (sine, harmonics or shape) on a linear or curving trend, level shifts, some multiplicative."""
+def seasonal_part(rng: np.random.Generator, m: int, length: int, integer_periods: float) -> np.ndarray:
+    """A standardized periodic part: a sine (40 %) or a periodic shape, periods 4-200 steps."""
     t = time_axis(rng, m, length)
     period = season_periods(rng, MIN_PERIOD, 200.0, (m, 1), integer_periods)
-    season = standardize(
-        np.where(rng.random((m, 1)) < 0.4, np.sin(TAU * t / period), periodic_shapes(rng, m, t, period))
-    )
+    return standardize(np.where(rng.random((m, 1)) < 0.4, np.sin(TAU * t / period), periodic_shapes(rng, m, t, period)))
+
+
+def on_level(rng: np.random.Generator, level: np.ndarray, season: np.ndarray) -> np.ndarray:
+    """The season (strength 0.2-1) added to a level; on a fifth, its swing grows with the level."""
+    m = len(level)
+    strength = rng.uniform(0.2, 1.0, (m, 1))
+    multiplicative = rng.random((m, 1)) < 0.2
+    growing = np.exp(0.5 * standardize(level))  # seasonal swing that grows with the level
+    return level + strength * season * np.where(multiplicative, growing, 1.0)
+
+
+def trend_season(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
+    """A periodic part (sine, harmonics or shape) on a linear or curving trend, level shifts, some multiplicative."""
+    season = seasonal_part(rng, m, length, integer_periods)
     u = np.linspace(0, 1, length)[None, :]
     trend = rng.normal(0, 2.0, (m, 1)) * u + rng.normal(0, 1.0, (m, 1)) * u**2 * (rng.random((m, 1)) < 0.5)
     shift_at = rng.integers(0, length, (m, 2))
     shift_size = rng.normal(0, 1.0, (m, 2)) * (rng.random((m, 2)) < 0.15)
     shifts = (shift_size[:, None, :] * (np.arange(length)[None, :, None] >= shift_at[:, None, :])).sum(axis=2)
-    strength = rng.uniform(0.2, 1.0, (m, 1))
-    multiplicative = rng.random((m, 1)) < 0.2
-    level = trend + shifts
-    growing = np.exp(0.5 * standardize(level))  # seasonal swing that grows with the level
-    return level + strength * season * np.where(multiplicative, growing, 1.0)
+    return on_level(rng, trend + shifts, season)
+
+
+def turning_trends(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
+    """Trends that tend to flatten: a slope multiplied by -0.5..1 at 1-3 random points, or (30 %) a tanh step."""
+    u = np.linspace(0, 1, length)[None, :]
+    knots = np.sort(rng.uniform(0, 1, (m, 3)), axis=1)
+    knots = np.where(rng.random((m, 3)) < np.array([[1.0, 0.5, 0.25]]), knots, 2.0)  # 2.0: never reached
+    factors = rng.uniform(-0.5, 1.0, (m, 3))
+    passed = u[:, :, None] >= knots[:, None, :]
+    slope = rng.normal(0, 3.0, (m, 1)) * np.prod(np.where(passed, factors[:, None, :], 1.0), axis=2)
+    broken = np.cumsum(slope, axis=1) / length
+    centre, width = rng.uniform(0.2, 1.0, (m, 1)), rng.uniform(0.05, 0.4, (m, 1))
+    step = rng.normal(0, 1.5, (m, 1)) * np.tanh((u - centre) / width)
+    return np.where(rng.random((m, 1)) < 0.3, step, broken)
+
+
+def turning_trend(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
+    """A periodic part on a trend that turns or saturates (`turning_trends`): recorded trends rarely run on for
+    150 steps, and damped trends are the classical remedy; some multiplicative."""
+    season = seasonal_part(rng, m, length, integer_periods)
+    return on_level(rng, turning_trends(rng, m, length), season)
 
 
 def stochastic(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
@@ -281,6 +311,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "shapes": shapes,
     "modulated": modulated,
     "trend_season": trend_season,
+    "turning_trend": turning_trend,
     "stochastic": stochastic,
     "kernel": kernel,
     "cycles": cycles,
