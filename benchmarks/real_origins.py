@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.real_anchors import anchor_models
 from training.real_series import SERIES, persistence, seasonal_naive, window_mean
 
 Forecast = Callable[[np.ndarray, int], np.ndarray]
@@ -72,8 +73,7 @@ def model_forecasts(store: Path, specs: list[str]) -> dict[str, Forecast]:
 
 
 def anchor_forecasts(period: int) -> dict[str, Forecast]:
-    """statsforecast's AutoETS, AutoTheta and AutoARIMA, told the season length."""
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+    """statsforecast's AutoETS, AutoTheta and AutoARIMA, told the season length (benchmarks/real_anchors.py)."""
 
     def of(model) -> Forecast:
         def forecast(observed: np.ndarray, horizon: int) -> np.ndarray:
@@ -83,8 +83,7 @@ def anchor_forecasts(period: int) -> dict[str, Forecast]:
 
         return forecast
 
-    return {name: of(cls(season_length=period)) for name, cls in (("AutoETS", AutoETS), ("AutoTheta", AutoTheta),
-                                                                   ("AutoARIMA", AutoARIMA))}  # fmt: skip
+    return {name: of(model) for name, model in anchor_models(period).items()}
 
 
 def run(models: dict[str, Forecast], context: int, anchors: bool) -> dict[str, dict[str, float]]:
