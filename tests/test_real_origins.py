@@ -40,7 +40,7 @@ def test_seasonal_naive_scores_one_and_the_mean_does_not():
     assert relative_mae(window_mean, windows, 9) > 1.0
 
 
-def test_the_benchmark_scores_the_default_model(tmp_path):
+def test_the_benchmark_scores_the_default_model():
     command = [sys.executable, "-m", "benchmarks.real_origins", "--model", DEFAULT_MODEL]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
