@@ -58,9 +58,7 @@ class ReplicaLabelled(Collector):
 
     def collect(self):
         for family in self.registry.collect():
-            samples = [
-                sample._replace(labels={**sample.labels, "replica": self.replica}) for sample in family.samples
-            ]
+            samples = [sample._replace(labels={**sample.labels, "replica": self.replica}) for sample in family.samples]
             family.samples = samples
             yield family
 
