@@ -125,6 +125,57 @@ async def proxy(cluster):
         yield http
 
 
+def test_the_config_file_is_what_serve_deploys():
+    """deploy/ray/serve.yaml passes Serve's own schema, builds the app, and drains longer than a request may take."""
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.schema import ServeDeploySchema
+
+    from app.ray_serve import build
+
+    config = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
+    (application,) = config.applications
+    assert application.import_path == "app.ray_serve:build"
+    built = call_user_app_builder_with_args_if_necessary(build, application.args)
+    assert [options.name for options in application.deployments] == [built._bound_deployment.name] == [DEPLOYMENT]
+    assert application.deployments[0].graceful_shutdown_timeout_s >= DEADLINE
+    assert built._bound_deployment._deployment_config.graceful_shutdown_timeout_s >= DEADLINE
+    autoscaling = application.deployments[0].autoscaling_config
+    assert 1 <= autoscaling["min_replicas"] < autoscaling["max_replicas"]
+
+
+async def test_a_request_whose_replica_died_gets_503_with_retry_after():
+    """The proxy middleware: no answer from the replica becomes 503 + Retry-After; an answer passes unchanged."""
+    from starlette.responses import JSONResponse
+
+    from app.ray_serve import ReplicaLost
+
+    async def dies(scope, receive, send):
+        return None  # what Serve's proxy does when the replica's actor died under the request
+
+    for inner, status in ((dies, 503), (JSONResponse({"ok": 1}, status_code=422), 422)):
+        transport = httpx.ASGITransport(app=ReplicaLost(inner))
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+            answer = await http.post("/predict", json={})
+        assert answer.status_code == status
+        assert ("retry-after" in answer.headers) == (status == 503)
+    assert int(answer.headers.get("retry-after", 1)) >= 1
+
+
+def test_tensorflow_threads_follow_the_replicas_cpus():
+    """Sized before TensorFlow runs (as a replica does): both pools hold the reserved CPUs, not the node's cores."""
+    import subprocess
+    import sys
+
+    code = (
+        "import app.main; from app.ray_serve import size_tensorflow_threads; size_tensorflow_threads(1);"
+        "import tensorflow as tf; tf.constant(1.0) + 1.0;"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "1"]
+
+
 def test_two_replicas_run_on_different_worker_nodes(cluster):
     assert replica_states() == {"RUNNING": 2}
     placed = replicas()
@@ -324,7 +375,6 @@ def test_autoscaling_adds_a_replica_under_a_burst_and_removes_it_after(cluster):
         "target_ongoing_requests": 2,
         "upscale_delay_s": 1,
         "downscale_delay_s": 5,
-        "metrics_interval_s": 0.5,
         "look_back_period_s": 2,
     }
     deploy(cluster["metrics"], autoscaling_config=autoscaling)
