@@ -5,7 +5,9 @@ concurrencies (a fixed number of requests, a bounded time), and prints throughpu
 RSS, time to ready, the model's FLOPs per wave, the machine's matmul rate and the ratios to the baseline.
 The service serves every model in the store, as by default; requests go to `--model` (default: the default
 model). Its time to ready is measured twice: a first start on an empty XLA compile cache, then the restart that
-runs the load, on the cache the first start filled.
+runs the load, on the cache the first start filled. With Ray installed (the `ray` extra) it also serves the
+same store on a local Ray cluster with 1 and 2 replicas (`--ray-replicas`) and drives it through Serve's HTTP
+proxy (benchmarks/ray_serving.py, in a process of its own), so the proxy's cost is a ratio to the service.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -177,6 +180,22 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
         stop(process)
 
 
+def measure_ray(replicas: str, env: dict, model: str, levels: list[int], args) -> list[dict]:
+    """The Ray rows: benchmarks.ray_serving in its own process, one result per replica count."""
+    command = [sys.executable, "-m", "benchmarks.ray_serving", "--replicas", replicas, "--model", model]
+    command += ["--concurrency", ",".join(map(str, levels)), "--requests", str(args.requests)]
+    command += ["--time-limit", str(args.time_limit), "--steps", str(args.steps)]
+    with tempfile.TemporaryDirectory(prefix="wave-xla-cache-") as cache:
+        environment = {**os.environ, **env, "WAVE_COMPILE_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmarks.ray_serving failed:\n{result.stderr[-3000:]}")
+    results = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    for entry in results:
+        entry["runs"] = [Run(**run) for run in entry["runs"]]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (at least 4x it)")
@@ -185,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--baseline-requests", type=int, default=200, help="requests per level for the baseline")
     parser.add_argument("--model", help="the served model the requests name (default: the default model)")
+    parser.add_argument(
+        "--ray-replicas",
+        default="1,2" if importlib.util.find_spec("ray") else "",
+        help="replica counts of the Ray rows, empty for none (default: 1,2 when Ray is installed)",
+    )
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -202,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline_args = argparse.Namespace(requests=args.baseline_requests, time_limit=args.time_limit)
     baseline_env = {**env, "WAVE_MODEL_NAME": model}
     baseline = measure("baseline", "benchmarks.baseline_app:app", baseline_env, bodies, levels, baseline_args)
+    ray_results = measure_ray(args.ray_replicas, env, model, levels, args) if args.ray_replicas else []
 
     from training.xla_flags import keep_calls_on_one_core
 
@@ -227,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {'cores: server':>13} {'client':>6}"
     )
     print(header)
-    for result in (service, baseline):
+    for result in (service, baseline, *ray_results):
         for run in result["runs"]:
             print(
                 f"{result['name']:9} {run.concurrency:4d} {run.requests:5d} {run.errors:4d} {run.throughput:8.1f}"
@@ -239,12 +264,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{service['ready_seconds']:.1f} s on a restart; RSS after load {service['rss_mb']:.0f} MB"
     )
     print(f"baseline: time to ready {baseline['ready_seconds']:.1f} s, RSS after load {baseline['rss_mb']:.0f} MB")
+    for result in ray_results:
+        print(
+            f"{result['name']}: {result['replicas']} replica(s) of {result['cpus_per_replica']} CPU(s) behind Serve's"
+            f" proxy, time to ready {result['ready_seconds']:.1f} s, replicas' RSS {result['rss_mb']:.0f} MB"
+        )
     print("ratios (service / baseline):")
     for s, b in zip(service["runs"], baseline["runs"], strict=True):
         print(
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
+    for result in ray_results:
+        print(f"ratios ({result['name']} through Serve's proxy / service):")
+        for r, s in zip(result["runs"], service["runs"], strict=True):
+            print(
+                f"  concurrency {r.concurrency:3d}: throughput x{r.throughput / s.throughput:.2f},"
+                f" p50 latency x{r.percentile(50) / s.percentile(50):.2f}"
+            )
     print(f"service CPU per request (server + load generator), and the rate {cpus} CPUs allow at that cost:")
     for run in service["runs"]:
         cpu_ms = (run.server_cores + run.client_cores) / run.throughput * 1000
@@ -258,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  {best:.1f} waves/s = {best * flops / 1e9:.2f} GFLOP/s = {100 * best * flops / 1e9 / gflops:.1f}% of the matmul rate"
     )
-    return 0 if all(run.errors == 0 for run in service["runs"]) else 1
+    return 0 if all(run.errors == 0 for result in (service, *ray_results) for run in result["runs"]) else 1
 
 
 if __name__ == "__main__":

@@ -12,17 +12,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     command = [sys.executable, "-m", "benchmarks.serving", "--requests", "8", "--baseline-requests", "4"]
-    command += ["--concurrency", "1,2", "--time-limit", "30"]
+    command += ["--concurrency", "1,2", "--time-limit", "30", "--ray-replicas", "1" if ray_installed() else ""]
     env = {**os.environ, "WAVE_MODELS": DEFAULT_MODEL}  # one model to compile (the benchmark starts the service twice)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    rows = [row for row in map(str.split, lines) if row[:1] in (["service"], ["baseline"]) and row[1].isdigit()]
+    servers = (["service"], ["baseline"], ["ray-1"])
+    rows = [row for row in map(str.split, lines) if row[:1] in servers and row[1].isdigit()]
     assert [(row[0], row[1], row[3]) for row in rows] == [
         ("service", "1", "0"),
         ("service", "2", "0"),
         ("baseline", "1", "0"),
         ("baseline", "2", "0"),
+        *([("ray-1", "1", "0"), ("ray-1", "2", "0")] if ray_installed() else []),
     ]  # server, concurrency, errors
     assert all(float(row[4]) > 0 and float(row[8]) > 0 for row in rows)  # throughput, server CPU cores
     assert lines[0].endswith(f"the service serves {DEFAULT_MODEL}")
@@ -32,6 +34,15 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     assert any(line.startswith("model alone") for line in lines)
     assert any(line.startswith("  concurrency   2:") and "req/s" in line and " ms, at most " in line for line in lines)
     assert any("% of the matmul rate" in line for line in lines)
+    if ray_installed():  # the service through Serve's proxy, one replica of both CPUs
+        assert any(line.startswith("ray-1: 1 replica(s) of ") and "time to ready" in line for line in lines)
+        assert any(line.startswith("ratios (ray-1 through Serve's proxy / service):") for line in lines)
+
+
+def ray_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 
 def test_httpx_clients_do_not_retry_a_failed_import_per_request(monkeypatch):
