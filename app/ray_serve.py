@@ -95,8 +95,11 @@ class WaveService:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(ReplicaLabelled(application.state.metrics.registry, context.replica_tag))
             port = self.metrics_port + context.rank.rank  # ranks are unique within the deployment
-            self.metrics_server, _ = start_http_server(port, addr="0.0.0.0", registry=registry)
-            logger.info("replica %s metrics on port %d", context.replica_tag, port)
+            try:
+                self.metrics_server, _ = start_http_server(port, addr="0.0.0.0", registry=registry)
+                logger.info("replica %s: metrics on port %d", context.replica_tag, port)
+            except OSError as error:  # the port is held (e.g. by a replica of the same rank still draining)
+                logger.warning("replica %s: no metrics port %d: %s", context.replica_tag, port, error)
         return application
 
     async def check_health(self) -> None:

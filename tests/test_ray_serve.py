@@ -130,15 +130,17 @@ def test_the_config_file_is_what_serve_deploys():
     from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
     from ray.serve.schema import ServeDeploySchema
 
-    from app.ray_serve import build
+    from app.ray_serve import ServeArgs, build
 
     config = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
     (application,) = config.applications
     assert application.import_path == "app.ray_serve:build"
     built = call_user_app_builder_with_args_if_necessary(build, application.args)
     assert [options.name for options in application.deployments] == [built._bound_deployment.name] == [DEPLOYMENT]
-    assert application.deployments[0].graceful_shutdown_timeout_s >= DEADLINE
-    assert built._bound_deployment._deployment_config.graceful_shutdown_timeout_s >= DEADLINE
+    assert "graceful_shutdown_timeout_s" not in application.deployments[0].model_fields_set  # build sets it:
+    assert built._bound_deployment._deployment_config.graceful_shutdown_timeout_s > DEADLINE  # the deadline + 5 s
+    longer = build(ServeArgs(settings={"request_timeout_s": 90}))
+    assert longer._bound_deployment._deployment_config.graceful_shutdown_timeout_s > 90
     autoscaling = application.deployments[0].autoscaling_config
     assert 1 <= autoscaling["min_replicas"] < autoscaling["max_replicas"]
 
@@ -211,7 +213,7 @@ async def test_routes_answer_as_the_single_process(proxy, reference):
     for method, path, body in requests:
         expected = await reference.request(method, path, **body)
         assert expected.status_code == 200
-        for _ in range(4):  # several times: both replicas answer
+        for _ in range(4):  # several times: most likely both replicas answer
             answer = await proxy.request(method, path, **body)
             assert answer.status_code == 200, (path, answer.text)
             assert_same_json(answer.json(), expected.json())
@@ -255,24 +257,46 @@ async def test_every_replica_serves_its_metrics_labelled_with_its_id(cluster, pr
     ports = [cluster["metrics"] + rank for rank in range(2)]
 
     async def predictions_by_replica() -> dict[str, float]:
-        counts: dict[str, float] = {}
-        async with httpx.AsyncClient(timeout=10) as http:
-            for port in ports:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-                for line in text.splitlines():
-                    if line.startswith("wave_http_requests_total{") and 'route="/predict"' in line:
-                        labels, value = line.rsplit(" ", 1)
-                        replica = labels.split('replica="')[1].split('"')[0]
-                        counts[replica] = counts.get(replica, 0.0) + float(value)
-        return counts
+        return await counts_by_replica(ports, "/predict")
 
     before = await predictions_by_replica()
+    # Serve's health checks (every 5 s) ask each replica's own /health/ready, which counts them
+    readiness = await counts_by_replica(ports, "/health/ready")
+    await wait_for_async(
+        lambda: counts_by_replica(ports, "/health/ready"),
+        lambda now: all(now.get(replica, 0) > readiness.get(replica, 0) for replica in replicas()),
+        60,
+        "a health check on every replica",
+    )
     sent = 24
     answers = await asyncio.gather(*(proxy.post("/predict", json={"wave": wave(), "horizon": 5}) for _ in range(sent)))
     assert [answer.status_code for answer in answers] == [200] * sent
     after = await predictions_by_replica()
     assert set(after) == set(replicas())  # one label value per live replica, each its Serve replica id
     assert sum(after.values()) - sum(before.values()) == sent
+
+
+async def counts_by_replica(ports: list[int], route: str) -> dict[str, float]:
+    """{replica label: requests to `route`} scraped from each replica's metrics port."""
+    counts: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for port in ports:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("wave_http_requests_total{") and f'route="{route}"' in line:
+                    labels, value = line.rsplit(" ", 1)
+                    replica = labels.split('replica="')[1].split('"')[0]
+                    counts[replica] = counts.get(replica, 0.0) + float(value)
+    return counts
+
+
+async def wait_for_async(measure, condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition(value := await measure()):
+            return value
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"not within {timeout:g} s: {what}")
 
 
 def test_a_replica_whose_model_fails_to_load_never_takes_traffic(cluster, tmp_path):
