@@ -399,7 +399,7 @@ def test_autoscaling_adds_a_replica_under_a_burst_and_removes_it_after(cluster):
         "target_ongoing_requests": 2,
         "upscale_delay_s": 1,
         "downscale_delay_s": 5,
-        "look_back_period_s": 2,
+        "look_back_period_s": 11,  # > the replicas' metrics push interval (10 s)
     }
     deploy(cluster["metrics"], autoscaling_config=autoscaling)
     wait_for(lambda: replica_states() == {"RUNNING": 1}, 120, "one replica before the burst")
