@@ -55,8 +55,16 @@ def test_more_missing_than_allowed_is_named_and_the_limit_itself_passes():
         fill_gaps(wave, 0.4)
 
 
-def test_gap_error_is_a_value_error():
-    assert issubclass(GapError, ValueError)
+def test_a_wave_that_is_not_steps_by_features_is_refused_with_its_shape():
+    with pytest.raises(ValueError, match=r"^wave 2: expected a \(steps, features\) array, got shape \(4,\)$"):
+        fill_gaps(np.array([1.0, nan, 3.0, 4.0]), 0.5, label="wave 2")
+
+
+def test_integer_waves_come_back_as_floats_and_unchanged():
+    wave = np.arange(6).reshape(3, 2)
+    filled, count = fill_gaps(wave, 0.5)
+    assert count == 0 and filled.dtype == np.float64
+    np.testing.assert_array_equal(filled, wave)
 
 
 def test_infinite_values_are_not_gaps():
