@@ -22,7 +22,8 @@ import warnings
 
 import numpy as np
 
-from training.real_series import SERIES, geometric_mean, seasonal_naive, windows
+from training.baselines import geometric_mean, seasonal_naive
+from training.real_series import SERIES, windows
 
 HORIZON = 150
 

@@ -8,7 +8,7 @@ quarters 60, 64, ..., 108 over 100 steps (the series has 211). Same score: MAE o
 MAE (known period). Models, simple baselines and, with `--anchors` (`pip install statsforecast`), the classical
 methods:
 
-    python -m benchmarks.real_origins --store model_store --model general wave/9 [--anchors]
+    python -m benchmarks.real_origins [--store model_store] [--model general wave/9] [--anchors]
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.real_anchors import anchor_models
-from training.real_series import SERIES, persistence, seasonal_naive, window_mean
+from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
+from training.baselines import persistence, seasonal_naive, window_mean
+from training.real_series import SERIES
+from training.report import markdown_table
 
 Forecast = Callable[[np.ndarray, int], np.ndarray]
 
@@ -103,17 +106,15 @@ def run(models: dict[str, Forecast], context: int, anchors: bool) -> dict[str, d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", type=Path, default=Path("model_store"))
-    parser.add_argument("--model", nargs="*", default=["general"], help="NAME or NAME/VERSION, several allowed")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="model store (default: the committed one)")
+    parser.add_argument("--model", nargs="*", default=[DEFAULT_MODEL], help="NAME or NAME/VERSION, several allowed")
     parser.add_argument("--context", type=int, default=300, help="history before each origin, at most")
     parser.add_argument("--anchors", action="store_true", help="also AutoETS, AutoTheta, AutoARIMA (statsforecast)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     scores = run(model_forecasts(args.store, args.model), args.context, args.anchors)
-    print("| method | " + " | ".join(case.series for case in CASES) + " |")
-    print("| --- |" + " --- |" * len(CASES))
-    for method, row in scores.items():
-        print(f"| {method} | " + " | ".join(f"{row[case.series]:.3f}" for case in CASES) + " |")
+    rows = [[method, *(f"{row[case.series]:.3f}" for case in CASES)] for method, row in scores.items()]
+    print(markdown_table(["method", *(case.series for case in CASES)], rows))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from training.baselines import seasonal_naive
 from training.config import ModelConfig, TrainConfig
 from training.datafiles import DataFileError, read_data_file, read_data_files
 from training.file_source import FileSource, Split, pack, split_series, unpack, window_starts
-from training.seasonality import estimate_period, estimate_periods, seasonal_naive, seasonal_naive_error
+from training.seasonality import estimate_period, estimate_periods, seasonal_naive_error
 
 MODEL = ModelConfig(channel_independent=True, decoder_state="all_layers")
 MIN_LENGTH = MODEL.min_input_length + MODEL.horizon

@@ -3,15 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from training.real_series import (
-    SERIES,
-    evaluate_real,
-    markdown_table,
-    persistence,
-    seasonal_naive,
-    window_mean,
-    windows,
-)
+from training.baselines import persistence, seasonal_naive, window_mean
+from training.real_series import SERIES, RealSeries, evaluate_real, windows
+from training.report import real_table
 
 
 def test_the_four_held_aside_series_are_marked():
@@ -48,19 +42,61 @@ def test_simple_forecasts():
     np.testing.assert_array_equal(seasonal_naive(observed, 7, 3), [[1, 2, 3, 1, 2, 3, 1]])
     np.testing.assert_array_equal(persistence(observed, 2), [[3, 3]])
     np.testing.assert_array_equal(window_mean(observed, 2), [[2, 2]])
+    features = np.stack([observed, 10 * observed], axis=2)  # (1, 12, 2): the same forecasts per feature
+    np.testing.assert_array_equal(seasonal_naive(features, 4, 3)[0, :, 1], [10, 20, 30, 10])
+    np.testing.assert_array_equal(persistence(features, 2)[0], [[3, 30], [3, 30]])
+    np.testing.assert_array_equal(window_mean(features, 1)[0], [[2, 20]])
+    with pytest.raises(ValueError, match="period 13 needs at least 13 observed steps"):
+        seasonal_naive(observed, 2, 13)
 
 
-def test_seasonal_naive_scores_one_and_the_table_lists_every_series():
-    reports = [
-        evaluate_real(lambda o, h, period=item.period: seasonal_naive(o, h, period), 300, series=(item,))
-        for item in SERIES
-    ]
-    assert all(r["geometric_mean"]["model"] == 1.0 and r["meets_targets"] for r in reports)
-    report = evaluate_real(window_mean, 300)
-    assert report["geometric_mean"]["model"] == report["geometric_mean"]["window_mean"] > 1.0
-    assert not report["meets_targets"]
-    table = markdown_table(report)
-    assert all(s.name in table for s in SERIES)
+# Two 64-step series with period 4, scored with a 60-step context and a 4-step horizon: one window each, observed
+# steps 0..59, target steps 60..63. On the ramp t, seasonal naive repeats 56..59 (MAE 4), persistence 59 (errors
+# 1, 2, 3, 4: MAE 2.5), the window mean 29.5 (errors 30.5..33.5: MAE 32). On t + (0, 2, 0, -2) repeating, seasonal
+# naive is t - 4 again (MAE 4), persistence 57 against 60, 63, 62, 61 (MAE 4.5), the window mean 29.5 (MAE 32).
+RAMP = RealSeries("ramp", "test", 4, True, "t", lambda: np.arange(64.0))
+SAW = RealSeries("saw", "test2", 4, False, "t + (0, 2, 0, -2)", lambda: np.arange(64.0) + np.tile([0, 2, 0, -2], 16))
+
+
+def last_plus_two(observed: np.ndarray, horizon: int) -> np.ndarray:
+    """The last value, rising one per step, one too high: errors 1, 1, 1, 1 on the ramp, 1, 3, 1, 1 on the saw."""
+    return observed[:, -1:] + np.arange(2, horizon + 2)
+
+
+def test_relative_maes_and_their_geometric_mean_on_a_hand_computed_case():
+    report = evaluate_real(last_plus_two, 60, horizon=4, series=(RAMP, SAW))
+    ramp, saw = report["series"]["ramp"], report["series"]["saw"]
+    assert (ramp["windows"], ramp["observed_steps"]) == (1, 60)
+    assert ramp["seasonal_naive_mae"] == saw["seasonal_naive_mae"] == 4.0
+    assert ramp["relative_mae"] == {"model": 0.25, "window_mean": 8.0, "persistence": 0.625}
+    assert saw["relative_mae"] == {"model": 0.375, "window_mean": 8.0, "persistence": 1.125}
+    assert report["geometric_mean"] == {
+        "model": round(np.sqrt(0.25 * 0.375), 4),
+        "window_mean": 8.0,
+        "persistence": round(np.sqrt(0.625 * 1.125), 4),
+    }
+    assert report["held_aside_geometric_mean"] == 0.25  # the ramp only
+    assert report["meets_targets"]  # 0.31 <= 1 and 0.375 <= 1.25
+    assert not evaluate_real(window_mean, 60, horizon=4, series=(RAMP, SAW))["meets_targets"]  # 8 > 1
+
+    def uneven(observed: np.ndarray, horizon: int) -> np.ndarray:
+        """As above on the ramp; on the saw 58..61 - 4 against 60, 63, 62, 61: MAE 6, 1.5x seasonal naive's."""
+        on_saw = observed[0, 1] == 3
+        return observed[:, -1:] + np.arange(1, horizon + 1) - 4 if on_saw else last_plus_two(observed, horizon)
+
+    uneven_report = evaluate_real(uneven, 60, horizon=4, series=(RAMP, SAW))
+    assert uneven_report["series"]["saw"]["relative_mae"]["model"] == 1.5
+    assert uneven_report["geometric_mean"]["model"] == round(np.sqrt(0.25 * 1.5), 4)  # 0.61: within its target,
+    assert not uneven_report["meets_targets"]  # but one series is above 1.25
+
+
+def test_the_real_table_shows_every_series_and_the_geometric_mean():
+    report = evaluate_real(last_plus_two, 60, horizon=4, series=(RAMP, SAW))
+    lines = real_table(report, "m/1").splitlines()
+    assert lines[0] == "| series | domain | period | windows x observed | m/1 | window mean | persistence |"
+    assert lines[2] == "| ramp (held aside) | test | 4 | 1 x 60 | **0.250** | 8.000 | 0.625 |"
+    assert lines[3] == "| saw | test2 | 4 | 1 x 60 | **0.375** | 8.000 | 1.125 |"
+    assert lines[4] == "| geometric mean | | | | **0.306** | 8.000 | 0.839 |"
 
 
 def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):

@@ -7,12 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from training.cli import QUICK, main
+from training.baselines import seasonal_naive
+from training.cli import main
+from training.config import QUICK
 from training.layers import SeasonalLag
 from training.loading import load_model
 from training.model import build_core, build_model, copy_core_weights
 from training.predict import Predictor
-from training.seasonality import estimate_period, seasonal_naive
+from training.seasonality import estimate_period
 
 LAG_MODEL = replace(QUICK.model, units=4, seasonal_lag=True)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from model_store import list_versions
-from training.cli import QUICK, main
-from training.config import TrainConfig
+from training.cli import main
+from training.config import QUICK, TrainConfig
 from training.loading import load_model
 from training.train import curriculum_horizon, learning_rate
 
@@ -185,12 +185,12 @@ def test_a_failure_after_training_keeps_the_trained_model_unpublished(tmp_path, 
     """An hour of training must survive a crash in calibration, evaluation or publishing."""
     import keras
 
-    import training.evaluate
+    import training.publish
 
     def broken(*args, **kwargs):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(training.evaluate, "evaluate", broken)
+    monkeypatch.setattr(training.publish, "evaluate", broken)
     args = ["train", "--store", str(tmp_path), "--name", "k", "--quick", "--max-steps", "4", "--curriculum-steps", "0"]
     with pytest.raises(RuntimeError, match="evaluation broke"):
         main(args)
@@ -198,3 +198,19 @@ def test_a_failure_after_training_keeps_the_trained_model_unpublished(tmp_path, 
     assert f"the trained model is kept at {kept}" in capsys.readouterr().err
     assert list_versions(tmp_path, "k") == [] and not list(tmp_path.glob(".training-*"))
     assert keras.saving.load_model(kept, safe_mode=True).count_params() > 0
+
+
+def test_every_command_defaults_to_the_committed_store_and_the_service_default_model(capsys):
+    """One default from one place (model_store.defaults): the store `wave-serve` serves and its default model;
+    `train` publishes, so it names its model."""
+    from app.settings import DEFAULT_STORE, Settings
+    from training.cli import parse_args
+
+    for argv in (["evaluate"], ["calibrate"], ["export", "--out", "serving"]):
+        args = parse_args(argv)
+        assert args.store == DEFAULT_STORE and (DEFAULT_STORE / "general").is_dir()
+        assert args.name == Settings.model_fields["model_name"].default == "general"
+    assert parse_args(["train", "--name", "x"]).store == DEFAULT_STORE
+    with pytest.raises(SystemExit):
+        parse_args(["train", "--quick"])
+    assert "the following arguments are required: --name" in capsys.readouterr().err

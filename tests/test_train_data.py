@@ -174,7 +174,7 @@ def test_unknown_init_from_model_and_unreadable_parquet_fail_cleanly(data_store,
 def test_file_batches_of_any_length_share_one_traced_train_step(data_dir):
     import keras
 
-    from training.cli import QUICK
+    from training.config import QUICK
     from training.datafiles import read_data_files
     from training.file_source import FileSource, Split
     from training.model import build_core

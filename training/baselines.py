@@ -1,8 +1,21 @@
-"""Non-learned forecasts on the same waves: window mean, persistence and a least-squares sinusoid fit."""
+"""Non-learned forecasts every model is scored against: seasonal naive, window mean, persistence and a
+least-squares sinusoid fit; and the geometric mean that averages ratios to them.
+
+Each takes observed values with time on axis 1, (n, T) or (n, T, F), and returns the next `horizon` steps in
+the same layout.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def seasonal_naive(observed: np.ndarray, horizon: int, period: int) -> np.ndarray:
+    """Repeat the last `period` observed steps; needs at least `period` of them."""
+    if observed.shape[1] < period:
+        raise ValueError(f"seasonal naive with period {period} needs at least {period} observed steps")
+    cycle = observed[:, observed.shape[1] - period :]
+    return cycle[:, np.arange(horizon) % period]
 
 
 def window_mean(observed: np.ndarray, horizon: int) -> np.ndarray:
@@ -12,7 +25,7 @@ def window_mean(observed: np.ndarray, horizon: int) -> np.ndarray:
 
 def persistence(observed: np.ndarray, horizon: int) -> np.ndarray:
     """Repeat the last observed value."""
-    return np.repeat(observed[:, -1:, :], horizon, axis=1)
+    return np.repeat(observed[:, -1:], horizon, axis=1)
 
 
 def sine_fit(
@@ -37,3 +50,8 @@ def sine_fit(
 
 
 BASELINES = {"window_mean": window_mean, "persistence": persistence, "sine_fit": sine_fit}
+
+
+def geometric_mean(values: list[float]) -> float:
+    """The geometric mean of positive ratios (e.g. MAE / seasonal-naive MAE per series)."""
+    return float(np.exp(np.mean(np.log(values))))

@@ -1,44 +1,42 @@
-"""`python -m training`: train, evaluate and export models in a versioned store."""
+"""`python -m training`: train, evaluate, calibrate and export models in a versioned store.
+
+Every command works on the committed store (the one `wave-serve` serves) unless `--store` names another, and on
+the service's default model unless `--name` names another (`train` always needs `--name`: it publishes).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.config import TRAINED_MODEL, ModelConfig, TrainConfig
+from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
+from training.config import QUICK, TrainConfig
 from training.file_source import Split
-from training.own_data import add_data_arguments
 
-QUICK = TrainConfig(
-    batch_size=32,
-    max_steps=240,
-    max_minutes=3.0,
-    learning_rate=5e-3,
-    curriculum_start=10,
-    curriculum_steps=120,
-    eval_every=40,
-    validation_waves=64,
-    patience=100,
-    model=replace(TRAINED_MODEL, units=16, encoder_depth=1, decoder_depth=1),
-)
+STORE_HELP = "model store folder (default: the committed store that `wave-serve` serves, %(default)s)"
+NAME_HELP = "model name inside the store (default: %(default)s, the service's default model)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and publish it as the next version")
-    train.add_argument("--store", type=Path, required=True, help="model store folder")
-    train.add_argument("--name", default="wave", help="model name inside the store (default: wave)")
+    train.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    train.add_argument(
+        "--name",
+        required=True,
+        help="model name inside the store; no default: the version published becomes that name's latest, which the"
+        f" service serves (`{DEFAULT_MODEL}` is its default model)",
+    )
     train.add_argument("--quick", action="store_true", help="tiny model, about a minute on 2 cores")
     train.add_argument("--seed", type=int, help="random seed (default 0): the run is reproducible from it")
     train.add_argument("--batch-size", type=int)
@@ -116,9 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_data_arguments(train, Split())
 
     evaluate = commands.add_parser("evaluate", help="evaluate a published version; prints JSON")
-    evaluate.add_argument("--store", type=Path, required=True)
-    evaluate.add_argument("--name", default="wave")
-    evaluate.add_argument("--version", default="latest")
+    evaluate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    evaluate.add_argument("--name", default=DEFAULT_MODEL, help=NAME_HELP)
+    evaluate.add_argument("--version", default="latest", help="version number, or 'latest' (default)")
     evaluate.add_argument("--waves", type=int, default=470, help="test waves per variant (at least 470)")
     evaluate.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
     evaluate.add_argument(
@@ -133,9 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="calibrate prediction intervals of a version (trained on sines or on the synthetic family) again and "
         "publish them as the next version",
     )
-    calibrate.add_argument("--store", type=Path, required=True)
-    calibrate.add_argument("--name", default="wave")
-    calibrate.add_argument("--version", default="latest")
+    calibrate.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    calibrate.add_argument("--name", default=DEFAULT_MODEL, help=NAME_HELP)
+    calibrate.add_argument("--version", default="latest", help="version number, or 'latest' (default)")
     calibrate.add_argument(
         "--waves", type=int, default=1000, help="sine models: calibration windows per variant (validation split)"
     )
@@ -144,8 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     export = commands.add_parser(
         "export", help="write a version as a TensorFlow SavedModel in TensorFlow Serving's layout; prints JSON"
     )
-    export.add_argument("--store", type=Path, required=True, help="model store folder")
-    export.add_argument("--name", default="wave", help="model name inside the store (default: wave)")
+    export.add_argument("--store", type=Path, default=DEFAULT_STORE, help=STORE_HELP)
+    export.add_argument("--name", default=DEFAULT_MODEL, help=NAME_HELP)
     export.add_argument("--version", default="latest", help="version number, or 'latest' (default)")
     export.add_argument("--out", type=Path, required=True, help="base path: writes OUT/<name>/<version>/saved_model.pb")
     args = parser.parse_args(argv)
@@ -154,6 +152,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if getattr(args, "integer_periods", None) is not None and not args.synthetic:
         parser.error("--integer-periods needs --synthetic")
     return args
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, defaults: Split | None) -> None:
+    """--data and the split options (defaults None on `evaluate`: then the model's recorded split applies)."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="a data file of recorded series (.csv or .parquet, wide or long; .npy, .npz); repeat for more",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=defaults and defaults.test_fraction,
+        help="last share of every series held out for the test (default 0.2)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults and defaults.val_fraction,
+        help="share before the test part that picks the best checkpoint (default 0.1)",
+    )
+    parser.add_argument(
+        "--max-gap-fraction",
+        type=float,
+        default=defaults and defaults.max_gap_fraction,
+        help="largest share of gaps (empty cells, NaN) per series and part, filled as the service fills them",
+    )
+
+
+def split_overrides(args: argparse.Namespace) -> dict[str, float | None]:
+    """The split options as given (None: not given)."""
+    return {
+        "test_fraction": args.test_fraction,
+        "val_fraction": args.val_fraction,
+        "max_gap_fraction": args.max_gap_fraction,
+    }
 
 
 def fraction(text: str) -> float:
@@ -176,8 +212,17 @@ def family_weights(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The preset (default or --quick) with the command-line overrides applied."""
+def init_reference(value: str, name: str) -> tuple[str, str]:
+    """`--init-from` as (name, version): NAME, NAME/VERSION, or a bare VERSION of the model being trained."""
+    if value.isdigit():
+        return name, value
+    source, _, version = value.partition("/")
+    return source, version or "latest"
+
+
+def train_config(args: argparse.Namespace, initial_manifest: dict | None = None) -> TrainConfig:
+    """The preset (default or --quick) with the command-line overrides applied; with `--init-from`, the initial
+    version's architecture (widened by --seasonal-lag / --seasons-back)."""
     config = QUICK if args.quick else TrainConfig()
     overrides = {
         "seed": args.seed,
@@ -191,6 +236,13 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "loss": args.loss,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if initial_manifest is not None:
+        from training.own_data import architecture_of
+
+        model = architecture_of(initial_manifest)
+        if args.seasonal_lag or args.seasons_back is not None:
+            model = replace(model, seasonal_lag=True, seasons_back=args.seasons_back or model.seasons_back)
+        return replace(config, model=model)
     model_overrides = {
         "units": args.units,
         "encoder_depth": args.depth,
@@ -228,113 +280,27 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
     )
 
 
-def library_versions() -> dict[str, str]:
-    import keras
-    import numpy
-    import tensorflow
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tensorflow.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
 def run_train(args: argparse.Namespace) -> dict:
-    from model_store import write_version
-    from training.evaluate import evaluate
-    from training.predict import Predictor
-    from training.train import train
+    from training.publish import train_and_publish
 
-    config = train_config(args)
-    initial = lineage = None
+    initial = None
     if args.init_from is not None:
         from training.loading import load_model
-        from training.own_data import architecture_of, init_reference
 
         initial = load_model(args.store, *init_reference(args.init_from, args.name))
-        config = replace(config, model=architecture_of(initial.manifest))
-        if args.seasonal_lag or args.seasons_back is not None:
-            seasons_back = args.seasons_back or config.model.seasons_back
-            config = replace(config, model=replace(config.model, seasonal_lag=True, seasons_back=seasons_back))
-        previous = initial.manifest["training"]
-        lineage = {
-            "name": initial.name,
-            "version": initial.version,
-            "sha256": initial.manifest["sha256"],
-            "command": previous["command"],
-            "steps": previous["steps"],
-            "wall_seconds": previous["wall_seconds"],
-            "initialized_from": previous.get("initialized_from"),
-        }
-    args.store.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".training-{args.name}-", dir=args.store))
-    trained = published = False
-    try:
-        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        log(f"training {args.name}: {json.dumps(config.to_dict())}")
-        source = training_source(args, config)
-        result = train(config, work / "best.keras", log=log, initial=initial.model if initial else None, source=source)
-        trained = True
-        predictor = Predictor(result.model)  # one compiled inference path for calibration and evaluation
-        calibration = calibrate_or_log(predictor, source, config, log)
-        if args.data:
-            from training.data_evaluation import evaluate_on_data
-
-            log("evaluating on the test part of the data files")
-            models = {"model": predictor} | ({"initial_model": Predictor(initial.model)} if initial else {})
-            evaluation = evaluate_on_data(models, source, calibration)
-        else:
-            log(f"evaluating on {args.eval_waves} test waves per variant")
-            evaluation = evaluate(predictor, args.eval_waves, config.model.features, config.model.horizon, calibration)
-        real_evaluation = None
-        if args.synthetic:  # a model for real waves that never saw one: its zero-shot score on recorded series
-            from training.real_series import evaluate_real, model_forecast
-
-            log("evaluating zero-shot on the real recorded series")
-            forecast = model_forecast(predictor)
-            real_evaluation = evaluate_real(
-                forecast, config.model.max_context, config.model.horizon, calibration=calibration
-            )
-        manifest = {
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "architecture": {
-                **config.model.to_dict(),
-                "description": architecture_description(config.model),
-                "total_params": int(result.model.count_params()),
-            },
-            "data": source.describe() if source else config.data.to_dict(),
-            "seed": config.seed,
-            "training": {
-                "command": "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
-                "config": config.to_dict(),
-                "steps": result.steps,
-                "wall_seconds": round(result.wall_seconds, 1),
-                "best_validation_loss": result.best_validation_loss,
-                "cpu_count": os.cpu_count(),
-                "history": result.history,
-                "initialized_from": lineage,
-            },
-            "evaluation": evaluation,
-            "real_evaluation": real_evaluation,
-            "calibration": calibration,
-            "libraries": library_versions(),
-        }
-        version = write_version(args.store, args.name, work / "best.keras", manifest)
-        published = True
-    finally:
-        if trained and not published:  # a failure after training must not throw the trained weights away
-            kept = work.rename(work.with_name(work.name.replace(".training-", ".unpublished-", 1)))
-            print(f"train: not published; the trained model is kept at {kept / 'best.keras'}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return {
-        "name": args.name,
-        "version": version,
-        "path": str(args.store / args.name / str(version)),
-        **summary(evaluation),
-    }
+    config = train_config(args, initial.manifest if initial else None)
+    source = training_source(args, config)
+    command = "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    return train_and_publish(
+        args.store,
+        args.name,
+        config,
+        command=command,
+        calibrate=calibrate_or_log,
+        source=source,
+        initial=initial,
+        eval_waves=args.eval_waves,
+    )
 
 
 def calibrate_or_log(predictor, source, config: TrainConfig, log) -> dict | None:
@@ -399,65 +365,33 @@ def run_calibrate(args: argparse.Namespace) -> dict:
     return answer
 
 
-def architecture_description(config: ModelConfig) -> str:
-    layout = "each feature as its own sequence (features folded into the batch, shared weights)"
-    if not config.channel_independent:
-        layout = "all features through one stack (the reference layout)"
-    state = "decoder layer i starts from encoder layer i's final state"
-    if config.decoder_state == "first_layer":
-        state = "decoder layer 1 starts from the encoder's final state, the others from zeros (the reference)"
-    head = " (residual: it predicts each step's change)" if config.residual_head else ""
-    if config.seasonal_lag:
-        back = "the value one season" if config.seasons_back == 1 else f"the values 1..{config.seasons_back} seasons"
-        head += f", also fed {back} (the observed autocorrelation peak) back"
-    return (
-        f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
-        f" + Dense{head}, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
-        f" inside the model; only the last {config.max_context} observed steps are read"
-    )
-
-
-def summary(evaluation: dict) -> dict:
-    """MAE / amplitude per variant beside its target; on data files, MAE relative to seasonal naive."""
-    if "overall" in evaluation:
-        return {
-            "relative_to_seasonal_naive": evaluation["overall"],
-            "beats_seasonal_naive": evaluation["beats_seasonal_naive"],
-        }
-    return {
-        name: {"mae": v["model"]["mae"], "target": v["target"], "meets_target": v["meets_target"]}
-        for name, v in evaluation["variants"].items()
-    }
-
-
 def run_evaluate(args: argparse.Namespace) -> dict:
-    from training.evaluate import evaluate
     from training.loading import load_model
-    from training.predict import Predictor
 
     loaded = load_model(args.store, args.name, args.version)
-    config = loaded.manifest["architecture"]
     started = time.monotonic()
     if args.real:
-        from training.real_series import evaluate_real, model_forecast
+        from training.real_series import evaluate_version
 
-        calibration = loaded.manifest.get("calibration")
-        forecast = model_forecast(Predictor(loaded.model))
-        report = evaluate_real(forecast, config["max_context"], config["horizon"], calibration=calibration)
+        report = evaluate_version(loaded)
     elif args.data:
         from training.own_data import evaluate_stored
 
-        report = evaluate_stored(args.store, loaded, args.data, args)
+        report = evaluate_stored(args.store, loaded, args.data, split_overrides(args))
     else:
-        calibration = loaded.manifest.get("calibration")
-        report = evaluate(Predictor(loaded.model), args.waves, config["features"], config["horizon"], calibration)
+        from training.evaluate import evaluate_version
+
+        report = evaluate_version(loaded, args.waves)
     return {"name": loaded.name, "version": loaded.version, "seconds": round(time.monotonic() - started, 1), **report}
 
 
-def run_export(args: argparse.Namespace) -> dict:
-    from training.export import export_version
+def evaluation_table(args: argparse.Namespace, report: dict) -> str:
+    """`evaluate --markdown`: the table of the report's kind."""
+    from training.report import data_table, real_table, sine_table
 
-    return export_version(args.store, args.name, args.version, args.out)
+    if args.real:
+        return real_table(report, f"{report['name']}/{report['version']}")
+    return data_table(report) if args.data else sine_table(report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,41 +401,22 @@ def main(argv: list[str] | None = None) -> int:
     from model_store import StoreError
     from training.calibration import CalibrationError
     from training.datafiles import DataFileError
+    from training.export import ExportError
 
     try:
         if args.command == "train":
-            print(json.dumps(run_train(args), indent=2))
-            return 0
-        if args.command == "evaluate":
-            report = run_evaluate(args)
-        if args.command == "calibrate":
-            print(json.dumps(run_calibrate(args), indent=2))
-            return 0
-    except (CalibrationError, DataFileError, StoreError) as error:
+            answer = run_train(args)
+        elif args.command == "evaluate":
+            answer = run_evaluate(args)
+        elif args.command == "calibrate":
+            answer = run_calibrate(args)
+        else:
+            from training.export import export_version
+
+            answer = export_version(args.store, args.name, args.version, args.out)
+    except (CalibrationError, DataFileError, ExportError, StoreError) as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
         return 1
-    if args.command == "evaluate":
-        if args.real and args.markdown:
-            from training.real_series import markdown_table
-
-            print(markdown_table(report, f"{report['name']}/{report['version']}"))
-        elif args.data and args.markdown:
-            from training.data_evaluation import markdown_table
-
-            print(markdown_table(report))
-        elif args.markdown:
-            from training.report import markdown_table
-
-            print(markdown_table(report))
-        else:
-            print(json.dumps(report, indent=2))
-    elif args.command == "export":
-        from model_store import StoreError
-        from training.export import ExportError
-
-        try:
-            print(json.dumps(run_export(args), indent=2))
-        except (ExportError, StoreError) as error:
-            print(f"export failed: {error}", file=sys.stderr)
-            return 1
+    markdown = args.command == "evaluate" and args.markdown
+    print(evaluation_table(args, answer) if markdown else json.dumps(answer, indent=2))
     return 0

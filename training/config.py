@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 SPLIT_CATEGORIES = {"train": 0, "validation": 2, "test": 4}
 
@@ -76,3 +76,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+QUICK = TrainConfig(  # `train --quick`: a tiny model in well under a minute (the tests' models)
+    batch_size=32,
+    max_steps=240,
+    max_minutes=3.0,
+    learning_rate=5e-3,
+    curriculum_start=10,
+    curriculum_steps=120,
+    eval_every=40,
+    validation_waves=64,
+    patience=100,
+    model=replace(TRAINED_MODEL, units=16, encoder_depth=1, decoder_depth=1),
+)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.baselines import persistence, window_mean
+from training.baselines import geometric_mean, persistence, seasonal_naive, window_mean
 from training.file_source import FileSource, pack, unpack
-from training.seasonality import seasonal_naive
 
 Forecaster = Callable[[np.ndarray], np.ndarray]  # waves (n, T, F) -> completions (n, horizon, F)
 
@@ -63,44 +62,9 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibrat
             for name, ratio in entry["relative"].items():
                 ratios.setdefault(name, []).append(ratio)
     report["windows"] = sum(entry["windows"] for entry in report["series"].values())
-    report["overall"] = {name: round(float(np.exp(np.mean(np.log(v)))), 4) for name, v in ratios.items()}
+    report["overall"] = {name: round(geometric_mean(v), 4) for name, v in ratios.items()}
     report["beats_seasonal_naive"] = bool(report["overall"].get("model", np.inf) < 1)
     covered = [entry["intervals"] for entry in report["series"].values() if "intervals" in entry]
     if covered:
         report["mean_coverage"] = mean_coverage(covered)
     return report
-
-
-def markdown_table(report: dict) -> str:
-    """One row per series and one overall: MAE / MAE of seasonal naive for each forecaster."""
-    from training.calibration import coverage_cell
-
-    columns = [name for name in ("model", "initial_model") if name in report["overall"]]
-    bands = "mean_coverage" in report
-    titles = {"model": "model", "initial_model": "model it started from"}
-    lines = [
-        "| series | period | test windows | "
-        + " | ".join(titles[c] for c in columns)
-        + " | window mean | persistence | seasonal naive MAE |"
-        + (" 80 % / 95 % band coverage |" if bands else ""),
-        "| --- | --- | --- | "
-        + " | ".join("---" for _ in columns)
-        + " | --- | --- | --- |"
-        + (" --- |" if bands else ""),
-    ]
-    for name, entry in report["series"].items():
-        if "relative" not in entry:
-            continue
-        relative = entry["relative"]
-        cells = [f"{relative[c]:.3f}" for c in [*columns, "window_mean", "persistence"]]
-        lines.append(
-            f"| {name} | {entry['period']} | {entry['windows']} | {' | '.join(cells)} | {entry['mae']['seasonal_naive']:.4g} |"
-            + (f" {coverage_cell(entry['intervals'])} |" if bands else "")
-        )
-    overall = report["overall"]
-    cells = [f"**{overall[c]:.3f}**" for c in [*columns, "window_mean", "persistence"]]
-    lines.append(
-        f"| overall (geometric mean) | | {report['windows']} | {' | '.join(cells)} | |"
-        + (f" mean {coverage_cell(report['mean_coverage'])} |" if bands else "")
-    )
-    return "\n".join(lines)

@@ -10,6 +10,7 @@ from training.baselines import BASELINES
 from training.calibration import HORIZON_BUCKETS, Calibration, coverage_report
 from training.config import DataSpec
 from training.data import add_noise, scale_and_offset, unit_waves
+from training.loading import LoadedModel
 from training.predict import Predictor
 
 TARGETS = {"unit": 0.05, "scaled": 0.06, "noisy": 0.07, "short": 0.15, "shifted": 0.06}
@@ -112,3 +113,11 @@ def evaluate(
         report["variants"][name] = entry
     report["meets_all_targets"] = all(v["meets_target"] for v in report["variants"].values())
     return report
+
+
+def evaluate_version(loaded: LoadedModel, waves: int = 470) -> dict:
+    """`evaluate` a published version, with the bands of its calibration record."""
+    architecture = loaded.manifest["architecture"]
+    predictor = Predictor(loaded.model)
+    calibration = loaded.manifest.get("calibration")
+    return evaluate(predictor, waves, architecture["features"], architecture["horizon"], calibration)

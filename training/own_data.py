@@ -1,50 +1,13 @@
-"""The command line's side of training and evaluating on a user's data files (`--data`, `--init-from`)."""
+"""Training and evaluating on a user's data files (`--data`): reading and splitting them, the split and the
+architecture a version was trained with, and the evaluation of a published version on them."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from training.config import ModelConfig
 from training.datafiles import read_data_files
 from training.file_source import FileSource, Split
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, defaults: Split | None) -> None:
-    """--data and the split options (defaults None on `evaluate`: then the model's recorded split applies)."""
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        metavar="PATH",
-        help="a data file of recorded series (.csv or .parquet, wide or long; .npy, .npz); repeat for more",
-    )
-    parser.add_argument(
-        "--test-fraction",
-        type=float,
-        default=defaults and defaults.test_fraction,
-        help="last share of every series held out for the test (default 0.2)",
-    )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults and defaults.val_fraction,
-        help="share before the test part that picks the best checkpoint (default 0.1)",
-    )
-    parser.add_argument(
-        "--max-gap-fraction",
-        type=float,
-        default=defaults and defaults.max_gap_fraction,
-        help="largest share of gaps (empty cells, NaN) per series and part, filled as the service fills them",
-    )
-
-
-def init_reference(value: str, name: str) -> tuple[str, str]:
-    """`--init-from` as (name, version): NAME, NAME/VERSION, or a bare VERSION of the model being trained."""
-    if value.isdigit():
-        return name, value
-    source, _, version = value.partition("/")
-    return source, version or "latest"
 
 
 def file_source(paths: list[Path], split: Split, model: ModelConfig) -> FileSource:
@@ -53,15 +16,11 @@ def file_source(paths: list[Path], split: Split, model: ModelConfig) -> FileSour
     return FileSource(files, split, model)
 
 
-def recorded_split(manifest: dict, args: argparse.Namespace) -> Split:
-    """The split the model was trained with (if it was trained on files), overridden by the command line's."""
+def recorded_split(manifest: dict, overrides: dict[str, float | None]) -> Split:
+    """The split the model was trained with (if it was trained on files), with the `overrides` that are not None
+    (test_fraction, val_fraction, max_gap_fraction)."""
     recorded = manifest.get("data", {}).get("split", {})
     base = Split(**{k: recorded[k] for k in ("test_fraction", "val_fraction", "max_gap_fraction") if k in recorded})
-    overrides = {
-        "test_fraction": args.test_fraction,
-        "val_fraction": args.val_fraction,
-        "max_gap_fraction": args.max_gap_fraction,
-    }
     return Split(**{**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -71,15 +30,15 @@ def architecture_of(manifest: dict) -> ModelConfig:
     return ModelConfig(**{k: v for k, v in manifest["architecture"].items() if k in known})
 
 
-def evaluate_stored(store: Path, loaded, paths: list[Path], args: argparse.Namespace) -> dict:
+def evaluate_stored(store: Path, loaded, paths: list[Path], split_overrides: dict[str, float | None]) -> dict:
     """Evaluate a loaded version, and the version it was fine-tuned from (when still in the store), on the
-    test part of the files."""
+    test part of the files, split as it was trained but for the `split_overrides` (see `recorded_split`)."""
     from model_store import ModelNotFoundError
     from training.data_evaluation import evaluate_on_data
     from training.loading import load_model
     from training.predict import Predictor
 
-    split = recorded_split(loaded.manifest, args)
+    split = recorded_split(loaded.manifest, split_overrides)
     source = file_source(paths, split, architecture_of(loaded.manifest))
     models = {"model": Predictor(loaded.model)}
     lineage = loaded.manifest.get("training", {}).get("initialized_from")

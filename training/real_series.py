@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.baselines import geometric_mean, persistence, seasonal_naive, window_mean
+
 GEOMETRIC_MEAN_TARGET = 1.0
 PER_SERIES_TARGET = 1.25
 
@@ -96,24 +98,6 @@ def windows(
     return cut[:, :observed], cut[:, observed:]
 
 
-def seasonal_naive(observed: np.ndarray, horizon: int, period: int) -> np.ndarray:
-    """Repeat the last `period` observed steps."""
-    last = observed[:, -period:]
-    return last[:, np.arange(horizon) % period]
-
-
-def window_mean(observed: np.ndarray, horizon: int) -> np.ndarray:
-    return np.repeat(observed.mean(axis=1, keepdims=True), horizon, axis=1)
-
-
-def persistence(observed: np.ndarray, horizon: int) -> np.ndarray:
-    return np.repeat(observed[:, -1:], horizon, axis=1)
-
-
-def geometric_mean(values: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(values))))
-
-
 def evaluate_real(
     forecast: Callable[[np.ndarray, int], np.ndarray],
     context: int,
@@ -174,27 +158,12 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
     return forecast
 
 
-def markdown_table(report: dict, label: str = "model") -> str:
-    """The real-series report as a Markdown table (relative MAE; below 1 beats seasonal naive)."""
-    from training.calibration import coverage_cell
+def evaluate_version(loaded) -> dict:
+    """`evaluate_real` of a published version (a `training.loading.LoadedModel`), with the bands of its
+    calibration record."""
+    from training.predict import Predictor
 
-    bands = "mean_coverage" in report
-    lines = [
-        f"| series | domain | period | windows x observed | {label} | window mean | persistence |"
-        + (" 80 % / 95 % band coverage |" if bands else ""),
-        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if bands else ""),
-    ]
-    for name, e in report["series"].items():
-        mark = " (held aside)" if e["held_aside"] else ""
-        r = e["relative_mae"]
-        lines.append(
-            f"| {name}{mark} | {e['domain']} | {e['period']} | {e['windows']} x {e['observed_steps']} "
-            f"| **{r['model']:.3f}** | {r['window_mean']:.3f} | {r['persistence']:.3f} |"
-            + (f" {coverage_cell(e['intervals'])} |" if bands else "")
-        )
-    g = report["geometric_mean"]
-    lines.append(
-        f"| geometric mean | | | | **{g['model']:.3f}** | {g['window_mean']:.3f} | {g['persistence']:.3f} |"
-        + (f" mean {coverage_cell(report['mean_coverage'])} |" if bands else "")
-    )
-    return "\n".join(lines)
+    architecture = loaded.manifest["architecture"]
+    forecast = model_forecast(Predictor(loaded.model))
+    calibration = loaded.manifest.get("calibration")
+    return evaluate_real(forecast, architecture["max_context"], architecture["horizon"], calibration=calibration)

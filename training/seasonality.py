@@ -1,4 +1,5 @@
-"""A series' seasonal period (the autocorrelation peak) and the seasonal-naive forecast that repeats it."""
+"""A series' seasonal period (the autocorrelation peak) and seasonal naive's in-sample error at that period
+(the forecast itself is `training.baselines.seasonal_naive`)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,3 @@ def seasonal_naive_error(series: np.ndarray, periods: np.ndarray) -> np.ndarray:
     back = t - np.asarray(periods)[:, None]
     difference = np.abs(series - np.take_along_axis(series, np.maximum(back, 0), axis=1))
     return (difference * (back >= 0)).sum(axis=1) / (back >= 0).sum(axis=1)
-
-
-def seasonal_naive(observed: np.ndarray, horizon: int, period: int) -> np.ndarray:
-    """Repeat the last `period` observed steps: observed (n, T, F) -> (n, horizon, F); needs T >= period."""
-    if observed.shape[1] < period:
-        raise ValueError(f"seasonal naive with period {period} needs at least {period} observed steps")
-    cycle = observed[:, observed.shape[1] - period :]
-    return cycle[:, np.arange(horizon) % period]
