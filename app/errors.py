@@ -1,4 +1,5 @@
-"""Every client error becomes a 4xx JSON body {"detail": "...", "errors": [...]} that says what is wrong."""
+"""Every client error becomes a 4xx JSON body {"detail": "...", "errors": [...]} that says what is wrong; load
+becomes 503 (with Retry-After) or 504. A server failure is answered by app/middleware.py (RequestContext)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.limits import LIMITS
+from app.batching import DeadlineExceeded, Overloaded
+from app.intervals import LEVEL_RULE
 from app.registry import UnknownModelError
+from app.settings import Limits
 from app.validation import WaveError
+
+SHOWN_ERRORS = 5  # problems listed one by one; the rest are counted
 
 
 def location(loc: list[Any]) -> tuple[str, list[int]]:
@@ -24,12 +29,13 @@ def location(loc: list[Any]) -> tuple[str, list[int]]:
     return str(loc[0]), [p for p in loc[1:] if isinstance(p, int)]
 
 
-def describe(error: dict[str, Any]) -> str:
+def describe(error: dict[str, Any], limits: Limits) -> str:
     """One pydantic error in words."""
     kind, ctx = error["type"], error.get("ctx", {})
-    loc = [p for p in error["loc"] if p != "body"]
+    loc = [p for p in error["loc"] if p not in ("body", "rows", "flat")]  # the wave's shape is no part of its place
     label, indices = location(loc)
     field = label.split()[0]
+    flat = "flat" in error["loc"]
     if kind == "json_invalid":
         return f"request body is not valid JSON: {ctx.get('error', error['msg'])}"
     if kind in ("model_attributes_type", "dict_type") and not loc:
@@ -41,7 +47,9 @@ def describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"unknown field {'.'.join(map(str, loc))!r}"
     if field == "horizon":
-        return f"horizon must be an integer between 1 and {LIMITS.max_horizon}"
+        return f"horizon must be an integer between 1 and {limits.max_horizon}"
+    if field == "level":
+        return f"level must be {LEVEL_RULE}; got {error.get('input')!r}" if not indices else level_value(error)
     if kind in ("too_short", "too_long"):
         limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         bound = "at least" if kind == "too_short" else "at most"
@@ -51,19 +59,35 @@ def describe(error: dict[str, Any]) -> str:
         if len(indices) == 0:
             return f"{label} has {actual} steps, {bound} {limit} are {'needed' if kind == 'too_short' else 'allowed'}"
         return f"{label}: row {indices[0]} has {actual} values, {bound} {limit} are allowed"
-    if len(indices) == 2:
-        row, column = indices
+    if len(indices) == 2 or (flat and len(indices) == 1):
+        place = f"row {indices[0]}" + ("" if flat else f", column {indices[1]}")
         value = error.get("input")
         if kind == "finite_number" or (isinstance(value, float) and not math.isfinite(value)):
-            return f"{label}: value at row {row}, column {column} is not finite"
+            return f"{label}: value at {place} is not finite"
         if kind in ("less_than_equal", "greater_than_equal"):
-            return f"{label}: value at row {row}, column {column} exceeds {LIMITS.max_abs_value:g} in magnitude"
-        return f"{label}: value at row {row}, column {column} is not a number"
+            return f"{label}: value at {place} exceeds {limits.max_abs_value:g} in magnitude"
+        return f"{label}: value at {place} is not a number"
     if kind == "list_type":
-        what = "a list of rows" if not indices else "a list of numbers"
-        where = label if not indices else f"{label}: row {indices[0]}"
-        return f"{where} must be {what}"
+        if indices:
+            return f"{label}: row {indices[0]} must be a list of numbers"
+        return f"{label} must be a list of rows, or of numbers for one feature"
     return f"{'.'.join(map(str, loc)) or 'request body'}: {error['msg']}"
+
+
+def level_value(error: dict[str, Any]) -> str:
+    """A bad value inside `level`."""
+    value = error.get("input")
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"level must be {LEVEL_RULE}; {value:g} is not between 0 and 100"
+    return f"level must be {LEVEL_RULE}; {value!r} is not a number"
+
+
+def capped(messages: list[str]) -> list[str]:
+    """The distinct messages: the first SHOWN_ERRORS, then one '... and N more problems'."""
+    distinct = list(dict.fromkeys(messages))
+    if len(distinct) <= SHOWN_ERRORS:
+        return distinct
+    return [*distinct[:SHOWN_ERRORS], f"... and {len(distinct) - SHOWN_ERRORS} more problems"]
 
 
 def error_response(status: int, messages: list[str], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -71,8 +95,8 @@ def error_response(status: int, messages: list[str], headers: dict[str, str] | N
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    messages = list(dict.fromkeys(describe(e) for e in exc.errors()))[:20]
-    return error_response(422, messages or ["invalid request"])
+    limits = request.app.state.settings.limits
+    return error_response(422, capped([describe(e, limits) for e in exc.errors()]) or ["invalid request"])
 
 
 async def wave_error(request: Request, exc: WaveError) -> JSONResponse:
@@ -81,6 +105,14 @@ async def wave_error(request: Request, exc: WaveError) -> JSONResponse:
 
 async def unknown_model(request: Request, exc: UnknownModelError) -> JSONResponse:
     return error_response(404, [str(exc)])
+
+
+async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+    return error_response(503, [f"server is busy ({exc}): retry later"], {"Retry-After": "1"})
+
+
+async def deadline_exceeded(request: Request, exc: DeadlineExceeded) -> JSONResponse:
+    return error_response(504, [f"inference deadline exceeded: {exc}"])
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -93,4 +125,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(WaveError, wave_error)
     app.add_exception_handler(UnknownModelError, unknown_model)
+    app.add_exception_handler(Overloaded, overloaded)
+    app.add_exception_handler(DeadlineExceeded, deadline_exceeded)
     app.add_exception_handler(StarletteHTTPException, http_error)

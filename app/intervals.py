@@ -9,6 +9,8 @@ import numpy as np
 from app.validation import WaveError
 from training.calibration import Calibration, bands
 
+LEVEL_RULE = "a list of 1 to 4 percentages, each strictly between 0 and 100 (e.g. [80, 95])"
+
 
 def level_key(level: float) -> str:
     """How a level names its band in answers: 80 -> '80', 99.5 -> '99.5'."""

@@ -19,10 +19,11 @@ from fastapi.staticfiles import StaticFiles
 import app.keras_import as keras_first  # noqa: F401  before any Keras import: see the module
 from app import errors, openapi
 from app.heap import freeze_heap
-from app.limits import LIMITS
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestContext
+from app.registry import load_registry
 from app.routers import admin, health, metrics, model, page, plot, predict, v2
+from app.schemas import request_models
 from app.settings import Settings, get_settings
 from training.xla_flags import keep_calls_on_one_core, use_compile_cache
 
@@ -46,8 +47,6 @@ Rows and columns in error messages are counted from 0.
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Load, verify and warm up the models before serving (unless preloaded); stop their batchers on shutdown."""
-    from app.model_service import load_registry
-
     registry = app.state.preloaded or load_registry(app.state.settings, app.state.metrics)
     app.state.preloaded = None
     for served in registry:
@@ -64,7 +63,7 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
-    """A new application configured by `settings` (default: from the environment).
+    """A new application configured by `settings` (default: from the environment), its request limits too.
 
     `preloaded` is an already loaded ModelRegistry (the console script loads it first to fail fast and clearly).
     """
@@ -84,9 +83,10 @@ def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=LIMITS.max_body_bytes)
-    app.include_router(predict.router)
-    app.include_router(plot.router)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.limits.max_body_bytes)
+    bodies = request_models(app.state.settings.limits)
+    app.include_router(predict.build_router(bodies))
+    app.include_router(plot.build_router(bodies))
     app.include_router(model.router)
     app.include_router(health.router)
     app.include_router(v2.router)
@@ -112,7 +112,6 @@ def run() -> None:
     import uvicorn
 
     from app.logging_setup import configure_logging
-    from app.model_service import load_registry
     from model_store import StoreError
 
     settings = get_settings()

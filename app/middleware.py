@@ -1,4 +1,4 @@
-"""ASGI middleware: the body-size limit, and per-request id, access log and metrics."""
+"""ASGI middleware: the body-size limit, and per-request id, access log, metrics and the answer to a server failure."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import time
 import uuid
 from contextvars import ContextVar
 
-from app.limits import LIMITS
 from app.metrics import Metrics
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 access_log = logging.getLogger("app.access")
+logger = logging.getLogger("app")
 
 
-def _json_error(status: int, message: str, headers: list | None = None) -> tuple[dict, dict]:
-    body = json.dumps({"detail": message, "errors": [message]}).encode()
+def server_failure(rid: str) -> str:
+    """What a 500 says: that the server failed, and the request id to find the details in the log; nothing more."""
+    return f"internal server error (request id {rid}); the service's log has the details"
+
+
+def _json_error(status: int, message: str, headers: list | None = None, **extra: str) -> tuple[dict, dict]:
+    body = json.dumps({"detail": message, "errors": [message], **extra}).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     return (
         {"type": "http.response.start", "status": status, "headers": head + (headers or [])},
@@ -27,7 +32,7 @@ def _json_error(status: int, message: str, headers: list | None = None) -> tuple
 class BodySizeLimit:
     """Answer 413 for a body larger than `max_bytes`, from Content-Length before reading, or while reading."""
 
-    def __init__(self, app, max_bytes: int = LIMITS.max_body_bytes):
+    def __init__(self, app, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
@@ -71,7 +76,11 @@ class BodySizeLimit:
 
 
 class RequestContext:
-    """Give every request an id (echoed in X-Request-ID), count it, time it and log it as one JSON line."""
+    """Give every request an id (echoed in X-Request-ID), count it, time it and log it as one JSON line.
+
+    An exception that escapes the app is logged with the request id and answered 500 with a generic message
+    naming that id (app/routers/v2.py answers its own, in the protocol's form).
+    """
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
@@ -83,18 +92,24 @@ class RequestContext:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
         token = request_id.set(rid)
-        status = 500
+        status, status_sent = 500, False
         started = time.perf_counter()
 
         async def send_with_id(event):
-            nonlocal status
+            nonlocal status, status_sent
             if event["type"] == "http.response.start":
-                status = event["status"]
+                status, status_sent = event["status"], True
                 event["headers"] = [*event.get("headers", []), (b"x-request-id", rid.encode())]
             await send(event)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("request failed")
+            if status_sent:
+                raise  # the answer has begun: nothing else can be said
+            for event in _json_error(500, server_failure(rid), request_id=rid):
+                await send_with_id(event)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

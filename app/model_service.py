@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from app.batching import MicroBatcher
-from app.limits import LIMITS
 from app.metrics import Metrics
-from app.registry import ModelRegistry, parse_model_list
 from app.schemas import ANY_FEATURES, InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
-from model_store import CorruptModelError, ModelNotFoundError, list_models
+from model_store import CorruptModelError
 from training.calibration import Calibration, CalibrationError
 from training.data import unit_waves
 from training.loading import load_model
@@ -44,40 +42,16 @@ class ServedModel:
         return self.features or self.summary.trained_features
 
 
-def chosen_models(settings: Settings) -> dict[str, str]:
-    """{name: version} to serve: WAVE_MODELS, or every model in the store; the default model must be one of them."""
-    chosen = parse_model_list(settings.models) if settings.models else dict.fromkeys(list_models(settings.store))
-    if settings.model_name not in chosen:
-        served = ", ".join(repr(name) for name in chosen) or "none"
-        where = "WAVE_MODELS" if settings.models else f"the store {settings.store}"
-        raise ModelNotFoundError(f"the default model {settings.model_name!r} is not in {where} (it has {served})")
-    chosen.setdefault(settings.model_name, None)
-    if chosen[settings.model_name] is None:
-        chosen[settings.model_name] = settings.model_version
-    return {name: version or "latest" for name, version in chosen.items()}
-
-
-def load_registry(settings: Settings, metrics: Metrics) -> ModelRegistry:
-    """Load every chosen model, one after the other; the first failure (a StoreError) is raised.
-
-    Not side by side: a model's warm-up already compiles on two cores, and two loads in threads measured 3x
-    slower than one after the other (two full-size models from a warm compile cache on 2 cores: 18 s, 5.5 s).
-    """
-    models = {
-        name: load_served_model(settings, metrics, name, version) for name, version in chosen_models(settings).items()
-    }
-    return ModelRegistry(models, settings.model_name)
-
-
 def load_served_model(settings: Settings, metrics: Metrics, name: str, version: str) -> ServedModel:
     """Load and verify a version of a model, warm up and smoke-test it, and describe it."""
     loaded = load_model(settings.store, name, version)
     architecture = loaded.manifest["architecture"]
     predict = Predictor(loaded.model, settings.max_batch_size)
     predict.warm_up()
-    min_steps = max(architecture["min_input_length"], LIMITS.min_steps)
+    min_steps = max(architecture["min_input_length"], settings.limits.min_steps)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
-    summary = describe(loaded.model, loaded.manifest, ref, predict.features, min_steps, predict.context)
+    input_length = InputLength(min=min_steps, max=settings.limits.max_steps, context=predict.context)
+    summary = describe(loaded.model, loaded.manifest, ref, predict.features, input_length)
     smoke_test(predict, predict.features or summary.trained_features, min_steps)
     logger.info("loaded model %s version %s from %s", ref.name, ref.version, loaded.path)
     batcher = MicroBatcher(
@@ -121,7 +95,7 @@ def smoke_test(predict: Predictor, features: int, min_steps: int) -> None:
         raise CorruptModelError(f"smoke prediction failed: shape {out.shape}, finite {np.isfinite(out).all()}")
 
 
-def describe(model, manifest: dict, ref: ModelRef, features: int | None, min_steps: int, context: int) -> ModelSummary:
+def describe(model, manifest: dict, ref: ModelRef, features: int | None, input_length: InputLength) -> ModelSummary:
     """The /model/summary answer, built once (`features` None: any number)."""
     architecture = manifest["architecture"]
     text = io.StringIO()
@@ -137,7 +111,7 @@ def describe(model, manifest: dict, ref: ModelRef, features: int | None, min_ste
         features=ANY_FEATURES if features is None else features,
         trained_features=architecture["features"],
         horizon=architecture["horizon"],
-        input_length=InputLength(min=min_steps, max=LIMITS.max_steps, context=context),
+        input_length=input_length,
         total_params=int(model.count_params()),
         trainable_params=trainable,
         layers=list(layer_rows(model)),

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.registry import ModelRegistry
+from app.schemas import FLAT, HORIZON, MODEL, ROW, STEPS
 
-ROW, HORIZON, WAVE, MODEL = "x-wave-row", "x-wave-horizon", "x-wave-steps", "x-wave-model"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -43,12 +43,17 @@ def common_limits(registry: ModelRegistry) -> CommonLimits:
 def fit_to_models(node: Any, limits: CommonLimits) -> None:
     """Set the limits that depend on the models on every schema marked with one of the x-wave-* keys."""
     if isinstance(node, dict):
+        if limits.features not in (None, 1) and any(option.get(FLAT) for option in node.get("oneOf", [])):
+            # a flat wave is one feature, which not every model takes: only rows are documented
+            (rows,) = [option for option in node.pop("oneOf") if not option.get(FLAT)]
+            node.pop("discriminator", None)
+            node.update({**rows, "description": node.get("description", rows.get("description"))})
         if node.get(ROW) and limits.features is not None:
             node["minItems"] = node["maxItems"] = limits.features
         if node.get(HORIZON):
             # the least of WAVE_LIMIT_MAX_HORIZON and the models' horizons
             node["maximum"] = min(node.get("maximum", limits.horizon), limits.horizon)
-        if node.get(WAVE):
+        if node.get(STEPS):
             node["minItems"] = max(node.get("minItems", 0), limits.min_steps)
         if node.get(MODEL):
             choices = next((option for option in node.get("anyOf", []) if option.get("type") == "string"), node)

@@ -1,14 +1,19 @@
-"""Pydantic models of every request and response, with the limits and real example waves."""
+"""Pydantic models of every request and response, with real example waves; the request models carry an app's
+limits (`request_models`), so they are built per app from its settings."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from app.limits import LIMITS
+from app.intervals import LEVEL_RULE
+from app.settings import Limits
 from training.data import unit_waves
+
+ROW, HORIZON, STEPS, MODEL, FLAT = "x-wave-row", "x-wave-horizon", "x-wave-steps", "x-wave-model", "x-wave-flat"
 
 
 def example_wave(steps: int, seed: int) -> list[list[float]]:
@@ -17,53 +22,11 @@ def example_wave(steps: int, seed: int) -> list[list[float]]:
     return np.round(2.0 * wave + 10.0, 4).tolist()
 
 
-Value = (
-    Annotated[
-        float,
-        Field(strict=True, ge=-LIMITS.max_abs_value, le=LIMITS.max_abs_value, description="a finite number"),
-    ]
-    | None
-)
-Row = Annotated[
-    list[Value],
-    Field(
-        min_length=1,
-        max_length=LIMITS.max_features,
-        description="one time step: one value per feature; `null` is a gap",
-        json_schema_extra={"x-wave-row": True},
-    ),
-]
-Wave = Annotated[
-    list[Row],
-    Field(
-        min_length=LIMITS.min_steps,
-        max_length=LIMITS.max_steps,
-        description=(
-            f"observed steps, oldest first: {LIMITS.min_steps} to {LIMITS.max_steps} rows of F finite numbers each (F = the model's "
-            "features, 5 for the default model); only the most recent steps up to the model's context are read. "
-            "Gaps (`null`) are filled before the model, linearly inside and with the nearest value at the ends; "
-            f"a feature may miss at most {LIMITS.max_gap_fraction:.0%} of its steps"
-        ),
-        json_schema_extra={"x-wave-steps": True},
-    ),
-]
-Horizon = Annotated[
-    int,
-    Field(
-        strict=True,
-        ge=1,
-        le=LIMITS.max_horizon,
-        description=f"steps to predict, 1 to {LIMITS.max_horizon} (the model's horizon)",
-        json_schema_extra={"x-wave-horizon": True},
-    ),
-]
-
-
 ModelName = Annotated[
     str | None,
     Field(
         description="the model to complete with (GET /models lists them); default: the default model",
-        json_schema_extra={"x-wave-model": True},
+        json_schema_extra={MODEL: True},
     ),
 ]
 Levels = Annotated[
@@ -72,7 +35,7 @@ Levels = Annotated[
         min_length=1,
         max_length=4,
         description=(
-            "prediction intervals to add: 1 to 4 levels in percent, each strictly between 0 and 100 (e.g. [80, 95]); "
+            f"prediction intervals to add: {LEVEL_RULE}; "
             "the model's calibration is used at the nearest calibrated level at or above each (1, 2, ... 99, 99.5, "
             "99.9; higher levels get the 99.9 band); a model calibrated on too few windows for a level answers 422 "
             "naming its highest level"
@@ -91,20 +54,118 @@ class ModelRef(BaseModel):
     version: str = Field(description="model version in the store")
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"wave": example_wave(LIMITS.min_steps, 1), "horizon": 150}]}
-    )
+Completion = list[list[float]] | list[float]  # flat for a wave sent flat (one feature)
 
-    wave: Wave
-    horizon: Horizon = LIMITS.max_horizon
-    model: ModelName = None
-    level: Levels = None
+
+def wave_shape(wave: Any) -> str:
+    """'flat' for a wave sent as one list of values (one feature), else 'rows'."""
+    return "flat" if isinstance(wave, list) and wave and not isinstance(wave[0], list) else "rows"
+
+
+def request_models(limits: Limits) -> RequestModels:
+    """The request bodies of the completion endpoints, with `limits` in their validation and schema."""
+    Value = (
+        Annotated[
+            float,
+            Field(strict=True, ge=-limits.max_abs_value, le=limits.max_abs_value, description="a finite number"),
+        ]
+        | None
+    )
+    Row = Annotated[
+        list[Value],
+        Field(
+            min_length=1,
+            max_length=limits.max_features,
+            description="one time step: one value per feature; `null` is a gap",
+            json_schema_extra={ROW: True},
+        ),
+    ]
+    steps = {"min_length": limits.min_steps, "max_length": limits.max_steps}
+    Wave = Annotated[
+        Annotated[
+            list[Row],
+            Tag("rows"),
+            Field(**steps, description="one row per step", json_schema_extra={STEPS: True}),
+        ]
+        | Annotated[
+            list[Value],
+            Tag("flat"),
+            Field(**steps, description="one feature: one value per step", json_schema_extra={STEPS: True, FLAT: True}),
+        ],
+        Discriminator(wave_shape),
+        Field(
+            description=(
+                f"observed steps, oldest first: {limits.min_steps} to {limits.max_steps} rows of F finite numbers "
+                "each (F = the model's features, any number for a model whose `features` is 'any'), or one list of "
+                "numbers for a single feature (the answer is then flat too); only the most recent steps up to the "
+                "model's context are read. Gaps (`null`) are filled before the model, linearly inside and with the "
+                f"nearest value at the ends; a feature may miss at most {limits.max_gap_fraction:.0%} of its steps"
+            ),
+        ),
+    ]
+    Horizon = Annotated[
+        int,
+        Field(
+            strict=True,
+            ge=1,
+            le=limits.max_horizon,
+            description=f"steps to predict, 1 to {limits.max_horizon} (the model's horizon)",
+            json_schema_extra={HORIZON: True},
+        ),
+    ]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"wave": example_wave(limits.min_steps, 1), "horizon": limits.max_horizon}]
+            },
+        )
+
+        wave: Wave
+        horizon: Horizon = limits.max_horizon
+        model: ModelName = None
+        level: Levels = None
+
+    class BatchPredictRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {
+                        "waves": [example_wave(limits.min_steps, 2), example_wave(limits.min_steps + 20, 3)],
+                        "horizon": min(50, limits.max_horizon),
+                    }
+                ]
+            },
+        )
+
+        waves: list[Wave] = Field(
+            min_length=1,
+            max_length=limits.max_waves,
+            description=(
+                f"1 to {limits.max_waves} waves, at most {limits.max_total_steps} observed steps in all; lengths "
+                "may differ, and each may be flat"
+            ),
+        )
+        horizon: Horizon = limits.max_horizon
+        model: ModelName = None
+        level: Levels = None
+
+    return RequestModels(predict=PredictRequest, batch=BatchPredictRequest)
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """An app's request bodies: /predict and /predict/plot, /predict/batch."""
+
+    predict: type[BaseModel]
+    batch: type[BaseModel]
 
 
 class Band(BaseModel):
-    lower: list[list[float]] = Field(description="lower bounds, shaped like `prediction`")
-    upper: list[list[float]] = Field(description="upper bounds, shaped like `prediction`")
+    lower: Completion = Field(description="lower bounds, shaped like `prediction`")
+    upper: Completion = Field(description="upper bounds, shaped like `prediction`")
 
 
 Intervals = dict[str, Band]
@@ -115,37 +176,17 @@ INTERVALS_DESCRIPTION = (
 
 
 class PredictResponse(BaseModel):
-    prediction: list[list[float]] = Field(description="`horizon` rows of F values: the completion")
+    prediction: Completion = Field(
+        description="`horizon` rows of F values: the completion (`horizon` values for a wave sent flat)"
+    )
     horizon: int = Field(description="number of predicted steps")
     filled: int = Field(description="gaps (`null` values) filled in the wave before the model")
     model: ModelRef
     intervals: Intervals | None = Field(None, description=INTERVALS_DESCRIPTION)
 
 
-class BatchPredictRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"waves": [example_wave(LIMITS.min_steps, 2), example_wave(LIMITS.min_steps + 20, 3)], "horizon": 50}
-            ]
-        },
-    )
-
-    waves: list[Wave] = Field(
-        min_length=1,
-        max_length=LIMITS.max_waves,
-        description=(
-            f"1 to {LIMITS.max_waves} waves, at most {LIMITS.max_total_steps} observed steps in all; lengths may differ"
-        ),
-    )
-    horizon: Horizon = LIMITS.max_horizon
-    model: ModelName = None
-    level: Levels = None
-
-
 class BatchPredictResponse(BaseModel):
-    predictions: list[list[list[float]]] = Field(description="one completion per wave, in request order")
+    predictions: list[Completion] = Field(description="one completion per wave, in request order, shaped like it")
     horizon: int
     filled: list[int] = Field(description="gaps (`null` values) filled per wave, in request order")
     model: ModelRef
@@ -200,4 +241,12 @@ class HealthStatus(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str = Field(description="what is wrong with the request, in words")
-    errors: list[str] = Field(default_factory=list, description="every problem found, when there are several")
+    errors: list[str] = Field(
+        default_factory=list, description="the problems found, when there are several (the first few, then a count)"
+    )
+
+
+class ServerErrorResponse(BaseModel):
+    detail: str = Field(description="that the server failed, with the request id; never internal details")
+    errors: list[str] = Field(default_factory=list, description="the same message")
+    request_id: str = Field(description="the request's id (also in the X-Request-ID header), to find it in the log")

@@ -1,4 +1,4 @@
-"""Service configuration, read from the environment (prefix WAVE_) by pydantic-settings."""
+"""Service configuration, read from the environment (prefix WAVE_; request limits WAVE_LIMIT_*) by pydantic-settings."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import model_store
-from app.registry import parse_model_list
 from training.xla_flags import default_compile_cache
 
 DEFAULT_STORE = Path(model_store.__file__).resolve().parent
@@ -30,10 +29,46 @@ def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
-class Settings(BaseSettings):
-    """Every knob of the service; each field is an environment variable WAVE_<FIELD>."""
+def parse_model_list(text: str) -> dict[str, str | None]:
+    """`name[:version],...` (WAVE_MODELS) as {name: version or None}; ValueError for an empty or repeated name."""
+    chosen: dict[str, str | None] = {}
+    for item in text.split(","):
+        name, _, version = (part.strip() for part in item.partition(":"))
+        if not name:
+            raise ValueError(f"empty model name in {text!r}: write name[:version],...")
+        if name in chosen:
+            raise ValueError(f"model {name!r} is named twice in {text!r}")
+        chosen[name] = version or None
+    return chosen
 
-    model_config = SettingsConfigDict(env_prefix="WAVE_", env_file=None, protected_namespaces=())
+
+class Limits(BaseModel):
+    """What one request may carry; each field is the environment variable WAVE_LIMIT_<FIELD>."""
+
+    min_steps: int = Field(60, ge=1, description="fewest observed steps per wave (the model may need more)")
+    max_steps: int = Field(5000, ge=1, description="most observed steps per wave")
+    max_features: int = Field(64, ge=1, description="most values per row (the model fixes the exact count)")
+    max_horizon: int = Field(150, ge=1, description="most predicted steps (the model's horizon may be lower)")
+    max_waves: int = Field(256, ge=1, description="most waves in one batch request")
+    max_total_steps: int = Field(100_000, ge=1, description="most observed steps over all waves of one request")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; larger gets 413")
+    max_abs_value: float = Field(1e12, gt=0, description="largest magnitude of an input value")
+    max_gap_fraction: float = Field(
+        0.5, ge=0, le=1, description="largest share of a feature's steps that may be gaps (filled before the model)"
+    )
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is an environment variable WAVE_<FIELD>, each request limit
+    WAVE_LIMIT_<FIELD> (`limits`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WAVE_",
+        env_file=None,
+        protected_namespaces=(),
+        env_nested_delimiter="_",  # WAVE_LIMIT_MIN_STEPS: field `limits` (alias wave_limit), then `min_steps`
+        env_nested_max_split=1,
+    )
 
     store: Path = Field(DEFAULT_STORE, description="model store folder (<store>/<name>/<version>/)")
     models: str | None = Field(
@@ -58,6 +93,11 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of one request's inference; then 504")
     api_key: SecretStr | None = Field(None, description="if set, inference needs header X-API-Key with this value")
     admin_token: SecretStr | None = Field(None, description="bearer token of /admin endpoints; unset: they are off")
+    limits: Limits = Field(
+        default_factory=Limits,
+        validation_alias=AliasChoices("limits", "wave_limit"),
+        description="request limits, each from WAVE_LIMIT_<FIELD>",
+    )
     compile_cache: str = Field(
         default_factory=lambda: str(default_compile_cache()),
         description="folder of XLA's compiled programs, reused by the next start; empty: no cache",

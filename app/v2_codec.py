@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from app.intervals import level_key
+from app.intervals import LEVEL_RULE, level_key
 from app.json_body import parse_json
-from app.limits import LIMITS
 from app.schemas import ModelRef
+from app.settings import Limits
 from app.v2_schemas import DATATYPE, INPUT_NAME, InferInputTensor, InferRequest
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -41,7 +41,7 @@ def describe(exc: ValidationError) -> str:
     return f"{loc}: {first['msg']}"
 
 
-def decoded_body(body: bytes, encoding: str) -> bytes:
+def decoded_body(body: bytes, encoding: str, limits: Limits) -> bytes:
     """The body with its Content-Encoding (gzip or deflate, as tritonclient sends them) undone."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
@@ -50,11 +50,11 @@ def decoded_body(body: bytes, encoding: str) -> bytes:
         raise V2Error(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
     inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
     try:
-        data = inflater.decompress(body, LIMITS.max_body_bytes)
+        data = inflater.decompress(body, limits.max_body_bytes)
     except zlib.error as exc:
         raise V2Error(f"request body is not valid {encoding} data: {exc}") from None
     if inflater.unconsumed_tail:
-        raise V2Error(f"decompressed request body is larger than {LIMITS.max_body_bytes} bytes")
+        raise V2Error(f"decompressed request body is larger than {limits.max_body_bytes} bytes")
     if not inflater.eof:
         raise V2Error(f"request body is truncated {encoding} data")
     return data
@@ -119,10 +119,10 @@ def where(index: int, shape: list[int]) -> str:
     return f"value at wave {wave}, row {row}, column {column}"
 
 
-def input_batch(tensor: InferInputTensor, tail: bytes | None, model_features: int | None) -> np.ndarray:
+def input_batch(tensor: InferInputTensor, tail: bytes | None, model_features: int | None, limits: Limits) -> np.ndarray:
     """The input tensor as a (B, T, F) array, its data taken from JSON or from the binary tail.
 
-    `model_features`: the F the model takes, or None when it takes any number (up to LIMITS.max_features).
+    `model_features`: the F the model takes, or None when it takes any number (up to limits.max_features).
     """
     if tensor.name != INPUT_NAME:
         raise V2Error(f"unknown input {tensor.name!r}; the model takes one input, {INPUT_NAME!r}")
@@ -136,16 +136,16 @@ def input_batch(tensor: InferInputTensor, tail: bytes | None, model_features: in
         raise V2Error(
             f"input {INPUT_NAME!r} has {features} features (shape {shape}); the model expects {model_features}"
         )
-    if not 1 <= features <= LIMITS.max_features:
-        raise V2Error(f"input {INPUT_NAME!r} has {features} features, 1 to {LIMITS.max_features} are allowed")
+    if not 1 <= features <= limits.max_features:
+        raise V2Error(f"input {INPUT_NAME!r} has {features} features, 1 to {limits.max_features} are allowed")
     if waves < 1:
         raise V2Error(f"input {INPUT_NAME!r} has no waves (shape {shape})")
-    if waves > LIMITS.max_waves:
-        raise V2Error(f"input {INPUT_NAME!r} has {waves} waves, at most {LIMITS.max_waves} are allowed")
-    if steps > LIMITS.max_steps:
-        raise V2Error(f"input {INPUT_NAME!r} has {steps} steps per wave, at most {LIMITS.max_steps} are allowed")
-    if waves * steps > LIMITS.max_total_steps:
-        total, limit = waves * steps, LIMITS.max_total_steps
+    if waves > limits.max_waves:
+        raise V2Error(f"input {INPUT_NAME!r} has {waves} waves, at most {limits.max_waves} are allowed")
+    if steps > limits.max_steps:
+        raise V2Error(f"input {INPUT_NAME!r} has {steps} steps per wave, at most {limits.max_steps} are allowed")
+    if waves * steps > limits.max_total_steps:
+        total, limit = waves * steps, limits.max_total_steps
         raise V2Error(f"input {INPUT_NAME!r} has {total} observed steps in all, at most {limit} are allowed")
     count = waves * steps * features
     parameters = tensor.parameters.model_dump(exclude_none=True) if tensor.parameters else {}
@@ -201,9 +201,7 @@ def requested_levels(request: InferRequest) -> list[float] | None:
     values = raw if isinstance(raw, list) else [raw]
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 100 for v in values)
     if not numbers or not 1 <= len(values) <= 4:
-        raise V2Error(
-            f"parameter 'level' must be 1 to 4 numbers, each strictly between 0 and 100 (e.g. [80, 95]); got {raw!r}"
-        )
+        raise V2Error(f"parameter 'level' must be {LEVEL_RULE} (or one such number); got {raw!r}")
     return [float(v) for v in values]
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from app.limits import LIMITS
 from app.schemas import example_wave
+from app.settings import Limits
 
 INPUT_NAME = "wave"
 OUTPUT_NAME = "prediction"
@@ -56,7 +56,7 @@ class InferParameters(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
     horizon: StrictInt | None = Field(
-        None, description=f"steps to predict, 1 to the model's horizon ({LIMITS.max_horizon} for the default model)"
+        None, description="steps to predict, 1 to the model's horizon (its metadata's output shape); default: all"
     )
     binary_data_output: StrictBool | None = Field(
         None, description="send every output as raw bytes after the JSON header, unless the output says otherwise"
@@ -106,7 +106,7 @@ class RequestedOutput(BaseModel):
 
 
 def _example_request() -> dict[str, Any]:
-    wave = example_wave(LIMITS.min_steps, 1)
+    wave = example_wave(Limits.model_fields["min_steps"].default, 1)  # as long as the default limits need
     return {
         "id": "example",
         "parameters": {"horizon": 10},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.limits import LIMITS
+from app.settings import Limits
 from training.gaps import GapError, fill_gaps
 
 
@@ -16,13 +16,14 @@ def wave_array(
     wave: list[list[float | None]] | np.ndarray,
     features: int | None,
     min_steps: int,
+    limits: Limits,
     label: str = "wave",
     context: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """The wave as float32 (steps, features) with its gaps (None or NaN) filled, and how many were filled.
 
     WaveError names the first problem (rows and columns are 0-based): a short wave, a row of the wrong width, an
-    infinite or too large value, or a feature with no value or more than LIMITS.max_gap_fraction missing.
+    infinite or too large value, or a feature with no value or more than limits.max_gap_fraction missing.
     `features` None (a model that takes any number): every row as wide as the first. With `context` (the steps
     the model reads), the gap limit holds over those last steps too, not only over the whole wave.
     """
@@ -38,20 +39,20 @@ def wave_array(
     if infinite.any():
         row, column = np.argwhere(infinite)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} is not finite")
-    too_large = np.abs(array) > LIMITS.max_abs_value
+    too_large = np.abs(array) > limits.max_abs_value
     if too_large.any():
         row, column = np.argwhere(too_large)[0]
-        raise WaveError(f"{label}: value at row {row}, column {column} exceeds {LIMITS.max_abs_value:g} in magnitude")
+        raise WaveError(f"{label}: value at row {row}, column {column} exceeds {limits.max_abs_value:g} in magnitude")
     try:
-        filled, count = fill_gaps(array, LIMITS.max_gap_fraction, label)
+        filled, count = fill_gaps(array, limits.max_gap_fraction, label)
     except GapError as error:
         raise WaveError(str(error)) from None
     if count and context is not None and len(array) > context:
         missing = np.isnan(array[-context:]).sum(axis=0)
         feature = int(np.argmax(missing))
-        if missing[feature] > LIMITS.max_gap_fraction * context:
+        if missing[feature] > limits.max_gap_fraction * context:
             raise WaveError(
                 f"{label}: feature {feature} misses {missing[feature]} of the last {context} steps, which the model "
-                f"reads ({missing[feature] / context:.0%}), more than the {LIMITS.max_gap_fraction:.0%} allowed"
+                f"reads ({missing[feature] / context:.0%}), more than the {limits.max_gap_fraction:.0%} allowed"
             )
     return filled.astype(np.float32), count

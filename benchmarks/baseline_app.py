@@ -9,11 +9,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from fastapi import FastAPI
 
-from app.schemas import PredictRequest
+from app.schemas import request_models
 from app.settings import get_settings
 from training.loading import load_model
 
 settings = get_settings()
+PredictRequest = request_models(settings.limits).predict
 loaded = load_model(settings.store, settings.model_name, settings.model_version)
 app = FastAPI(title="plain baseline")
 

@@ -107,7 +107,9 @@ async def test_examples_in_the_openapi_schema_work_as_is(client):
 async def test_openapi_documents_limits_and_descriptions(client):
     schema = (await client.get("/openapi.json")).json()
     request = schema["components"]["schemas"]["PredictRequest"]["properties"]
-    assert request["wave"]["minItems"] == 60 and request["wave"]["maxItems"] == 5000
+    rows, flat = request["wave"]["oneOf"]  # rows of values, or one flat list for one feature
+    assert rows["items"]["maxItems"] == 64 and flat["x-wave-flat"] and flat["items"]["anyOf"][0]["type"] == "number"
+    assert all(shape["minItems"] == 60 and shape["maxItems"] == 5000 for shape in (rows, flat))
     assert request["horizon"]["minimum"] == 1 and request["horizon"]["maximum"] == 150
     assert "description" in request["wave"]
     docs = await client.get("/docs")

@@ -7,9 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from app.limits import LIMITS
 from app.schemas import example_wave
+from app.settings import Limits
 from tests.conftest import DEFAULT_MODEL, started_app
+
+LIMITS = Limits()  # the defaults, which the tests' apps use
 
 pytestmark = pytest.mark.anyio
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from app.csv_io import parse_csv, sniff_delimiter
-from app.limits import LIMITS
+from app.settings import Limits
 from tests.conftest import DEFAULT_MODEL
 from training.data import unit_waves
 from training.gaps import fill_gaps
+
+LIMITS = Limits()  # the defaults, which the tests' apps use
 
 pytestmark = pytest.mark.anyio
 

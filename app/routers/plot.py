@@ -1,6 +1,8 @@
-"""The completion of one wave drawn as a PNG image."""
+"""The completion of one wave drawn as a PNG image.
 
-from __future__ import annotations
+Built per app (`build_router`) like app/routers/predict.py, whose body it takes; no `from __future__ import
+annotations` here either, for the same reason.
+"""
 
 import io
 import math
@@ -11,36 +13,38 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.dependencies import RegistryDep
-from app.routers.predict import ERRORS, complete
-from app.schemas import PredictRequest
+from app.routers.predict import ERRORS, as_rows, completed
+from app.schemas import RequestModels
 from app.security import require_api_key
-
-# the same API key, limits, queue and deadline as /predict
-router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
 
 OBSERVED_COLOR = "#1f4e79"
 PREDICTED_COLOR = "#d9480f"
 
 
-@router.post(
-    "/predict/plot",
-    response_class=Response,
-    summary="Complete one wave and get a PNG chart of it",
-    responses={
-        **{status: answer for status, answer in ERRORS.items() if status != 415},
-        200: {"content": {"image/png": {}}, "description": "one panel per feature: observed steps and completion"},
-    },
-)
-async def predict_plot(body: PredictRequest, registry: RegistryDep, request: Request) -> Response:
-    """The same JSON body as /predict; the answer is an image/png with one panel per feature."""
-    model = registry.get(body.model)
-    (prediction,), _, bands = await complete(model, [body.wave], ["wave"], body.horizon, request, body.level)
-    title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
-    observed = np.asarray(body.wave, dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart
-    png = await run_in_threadpool(
-        render_png, observed, np.asarray(prediction), model.context, title, bands[0] if bands else {}
+def build_router(models: RequestModels) -> APIRouter:
+    """/predict/plot with the app's /predict body; the same API key, limits, queue and deadline as /predict."""
+    router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
+    PredictRequest = models.predict
+
+    @router.post(
+        "/predict/plot",
+        response_class=Response,
+        summary="Complete one wave and get a PNG chart of it",
+        responses={
+            **{status: answer for status, answer in ERRORS.items() if status != 415},
+            200: {"content": {"image/png": {}}, "description": "one panel per feature: observed steps and completion"},
+        },
     )
-    return Response(png, media_type="image/png")
+    async def predict_plot(body: PredictRequest, registry: RegistryDep, request: Request) -> Response:
+        """The same JSON body as /predict (a flat wave too); the answer is an image/png with one panel per feature."""
+        model = registry.get(body.model)
+        (answer,) = await completed(request, model, [body.wave], ["wave"], body.horizon, body.level)
+        title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
+        observed = np.asarray(as_rows(body.wave), dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart
+        png = await run_in_threadpool(render_png, observed, answer.prediction, model.context, title, answer.bands)
+        return Response(png, media_type="image/png")
+
+    return router
 
 
 def render_png(

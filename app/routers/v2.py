@@ -18,7 +18,9 @@ from starlette.routing import Match
 
 from app.batching import DeadlineExceeded, Overloaded
 from app.dependencies import current_registry
-from app.intervals import level_key, require_calibration, wave_bands
+from app.inference import complete
+from app.intervals import level_key
+from app.middleware import request_id, server_failure
 from app.model_service import ServedModel
 from app.registry import UnknownModelError
 from app.security import api_key_header, require_api_key
@@ -50,7 +52,7 @@ from app.v2_schemas import (
     ServerReady,
     TensorMetadata,
 )
-from app.validation import WaveError, wave_array
+from app.validation import WaveError
 
 logger = logging.getLogger("app")
 
@@ -68,6 +70,7 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the request is invalid; `error` says why"},
     401: {"model": ErrorBody, "description": "an API key is configured and the request lacks it"},
     **ERRORS,
+    500: {"model": ErrorBody, "description": "the server failed; `error` gives the request id to find it in the log"},
     503: {"model": ErrorBody, "description": "not loaded yet, or the queue is full: retry after Retry-After seconds"},
     504: {"model": ErrorBody, "description": "the request's inference deadline passed"},
 }
@@ -110,7 +113,8 @@ def find_model(request: Request, name: str, version: str | None) -> ServedModel 
 
 
 async def run_inference(request: Request, name: str, version: str | None, api_key: str | None) -> Response:
-    """Check the request, complete every wave in it, and answer in JSON or binary form."""
+    """Read and check the request, complete its waves with the inference core, and answer in JSON or binary form;
+    every outcome in the protocol's form (a server failure: 500 with the request id, never internal text)."""
     try:
         await require_api_key(request, api_key)
     except HTTPException as exc:
@@ -118,42 +122,33 @@ async def run_inference(request: Request, name: str, version: str | None, api_ke
     found = find_model(request, name, version)
     if isinstance(found, Response):
         return found
-    model = found
+    model, settings = found, request.app.state.settings
     try:
-        body = decoded_body(await request.body(), request.headers.get("content-encoding", ""))
+        body = decoded_body(await request.body(), request.headers.get("content-encoding", ""), settings.limits)
         header, tail = split_body(body, request.headers.get(HEADER_LENGTH))
         infer = parse_request(header)
         tensor = check_inputs(infer, tail)
         horizon = requested_horizon(infer, model.horizon)
         levels = requested_levels(infer)
-        calibration = (
-            require_calibration(model.calibration, f"{name!r} version {model.ref.version}", levels) if levels else None
-        )
         binary = binary_outputs(infer, [OUTPUT_NAME, *interval_outputs(levels or [])])
-        batch = input_batch(tensor, tail, model.features)
-        checked = [
-            wave_array(w, model.features, model.min_steps, f"wave {i}", model.context) for i, w in enumerate(batch)
-        ]
-        waves, filled = [wave for wave, _ in checked], [count for _, count in checked]
+        batch = input_batch(tensor, tail, model.features, settings.limits)
+        labels = [f"wave {i}" for i in range(len(batch))]
+        answers = await complete(model, batch, labels, horizon, levels, settings.limits, settings.request_timeout_s)
     except (V2Error, WaveError) as exc:
         return error(400, str(exc))
-    try:
-        completions = await model.batcher.complete(waves, timeout=request.app.state.settings.request_timeout_s)
     except Overloaded as exc:
         return error(503, f"server is busy ({exc}): retry later", {"Retry-After": "1"})
     except DeadlineExceeded as exc:
         return error(504, f"inference deadline exceeded: {exc}")
-    except Exception as exc:  # a server-side failure, still answered in the protocol's form
+    except Exception:
         logger.exception("v2 inference failed")
-        return error(500, f"inference failed: {exc}")
-    predictions = [completion[:horizon] for completion in completions]
-    tensors = {OUTPUT_NAME: np.stack(predictions)}
-    if calibration is not None and levels:
-        per_wave = wave_bands(calibration, waves, predictions, levels)
-        for level in levels:
-            key = level_key(level)
-            tensors[f"lower_{key}"] = np.stack([bands[key][0] for bands in per_wave])
-            tensors[f"upper_{key}"] = np.stack([bands[key][1] for bands in per_wave])
+        return error(500, server_failure(request_id.get()))
+    tensors = {OUTPUT_NAME: np.stack([answer.prediction for answer in answers])}
+    for level in levels or []:
+        key = level_key(level)
+        tensors[f"lower_{key}"] = np.stack([answer.bands[key][0] for answer in answers])
+        tensors[f"upper_{key}"] = np.stack([answer.bands[key][1] for answer in answers])
+    filled = [answer.filled for answer in answers]
     content, media_type, headers = infer_response(model.ref, infer.id, tensors, filled, binary)
     return Response(content, media_type=media_type, headers=headers)
 
