@@ -183,7 +183,8 @@ W = wave(steps=80, seed=9)
         ("/predict", {"wave": W, "horizon": 151}, "horizon must be an integer between 1 and 150"),
         ("/predict", {"wave": W, "horizon": "soon"}, "horizon must be an integer between 1 and 150"),
         ("/predict", {"wave": "abc"}, "wave must be a list of rows"),
-        ("/predict", {"wave": [1.0] * 80}, "wave: row 0 must be a list of numbers"),
+        ("/predict", {"wave": [[1.0] * 5] + [1.0] * 79}, "wave: row 1 must be a list of numbers"),
+        ("/predict", {"wave": [1.0, [1.0]] + [1.0] * 78}, "wave: value at row 1 is not a number"),
         ("/predict", {"wave": []}, "wave has 0 steps, at least 60 are needed"),
         ("/predict", {}, "field 'wave' is required"),
         ("/predict", {"wave": W, "extra": 1}, "unknown field 'extra'"),
@@ -269,3 +270,34 @@ async def test_concurrent_requests_are_batched_together(client, served_app):
     calls = sample("count") - before_calls
     assert sample("sum") - before_waves == 32
     assert calls < 32  # several waves shared a model call
+
+
+async def test_a_flat_wave_is_one_feature_and_answered_flat(client):
+    """A single series sent as one list of numbers: the same completion as one-value rows, flat, on every route."""
+    flat = [row[2] for row in W]
+    as_rows = (await client.post("/predict", json={"wave": [[v] for v in flat], "horizon": 20, "level": [80]})).json()
+    answer = await client.post("/predict", json={"wave": flat, "horizon": 20, "level": [80]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["prediction"]) == 20 and all(isinstance(v, float) for v in body["prediction"])
+    assert body["prediction"] == [row[0] for row in as_rows["prediction"]]
+    band = body["intervals"]["80"]
+    assert band["lower"] == [row[0] for row in as_rows["intervals"]["80"]["lower"]]
+    assert all(lo <= p <= hi for lo, p, hi in zip(band["lower"], body["prediction"], band["upper"], strict=True))
+    batch = (await client.post("/predict/batch", json={"waves": [flat, W], "horizon": 20, "level": [80]})).json()
+    assert batch["predictions"][0] == body["prediction"] and len(batch["predictions"][1][0]) == 5
+    assert batch["intervals"][0]["80"]["upper"] == band["upper"]
+    plot = await client.post("/predict/plot", json={"wave": flat, "horizon": 20})
+    assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+    gap = await client.post("/predict", json={"wave": [None, *flat[1:]], "horizon": 5})
+    assert gap.status_code == 200 and gap.json()["filled"] == 1 and len(gap.json()["prediction"]) == 5
+
+
+async def test_repeated_errors_are_capped(client):
+    """One error per bad row would flood the answer: the first few are listed, then a count."""
+    bad = [[v if c else "x" for c, v in enumerate(row)] for row in W]  # every row: column 0 is not a number
+    answer = await client.post("/predict", json={"wave": bad})
+    assert answer.status_code == 422
+    errors = answer.json()["errors"]
+    assert errors[:5] == [f"wave: value at row {r}, column 0 is not a number" for r in range(5)]
+    assert errors[5:] == [f"... and {len(W) - 5} more problems"]

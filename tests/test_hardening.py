@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.schemas import example_wave
 from app.settings import Limits
@@ -161,16 +162,41 @@ async def test_request_id_is_echoed_or_made(client):
     assert len(made.headers["x-request-id"]) == 32
 
 
+def metric_samples(text: str) -> dict[tuple, float]:
+    """Every sample of a Prometheus text page as {(name, labels...): value}."""
+    return {
+        (sample.name, *sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 async def test_metrics_count_requests_batches_and_model(client):
-    await client.post("/predict", json={"wave": W})
-    await client.post("/predict", json={"wave": W[:10]})
-    text = (await client.get("/metrics")).text
-    assert 'wave_http_requests_total{method="POST",route="/predict",status="200"}' in text
-    assert 'wave_http_requests_total{method="POST",route="/predict",status="422"}' in text
-    assert "wave_http_request_duration_seconds_bucket" in text
-    assert 'wave_inference_batch_size_count{model="wave"}' in text and 'wave_queue_depth{model="wave"}' in text
-    assert "wave_inference_seconds_count" in text
-    assert 'wave_model_info{model="wave"' in text
+    before = metric_samples((await client.get("/metrics")).text)
+    answered = await client.post("/predict", json={"wave": W})
+    refused = await client.post("/predict", json={"wave": W[:10]})
+    assert answered.status_code == 200 and refused.status_code == 422
+    after = metric_samples((await client.get("/metrics")).text)
+    model, version = answered.json()["model"]["name"], answered.json()["model"]["version"]
+    assert model == DEFAULT_MODEL
+
+    def moved(name: str, **labels: str) -> float:
+        key = (name, *sorted(labels.items()))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert moved("wave_http_requests_total", method="POST", route="/predict", status="200") == 1
+    assert moved("wave_http_requests_total", method="POST", route="/predict", status="422") == 1
+    assert moved("wave_http_request_duration_seconds_count", route="/predict") == 2
+    # the model that answered ran one call of one wave (the refused wave never reached it)
+    assert moved("wave_inference_batch_size_count", model=model) == 1
+    assert moved("wave_inference_batch_size_sum", model=model) == 1
+    assert moved("wave_inference_seconds_count", model=model) == 1
+    assert moved("wave_inference_seconds_sum", model=model) > 0
+    others = {labels[0][1] for name, *labels in after if name == "wave_inference_batch_size_count"} - {model}
+    assert others == {"wave"}  # served beside it, and untouched by these requests
+    assert moved("wave_inference_batch_size_count", model="wave") == 0
+    assert after[("wave_queue_depth", ("model", model))] == 0
+    assert after[("wave_model_info", ("model", model), ("version", version))] == 1
 
 
 async def test_csv_in_and_out(client):
@@ -207,3 +233,28 @@ async def test_bad_csv_gets_422_in_words(client, csv_body, message):
 async def test_unsupported_content_type_is_415(client):
     response = await client.post("/predict", content=json.dumps({"wave": W}), headers={"content-type": "text/plain"})
     assert response.status_code == 415 and "text/csv" in response.json()["detail"]
+
+
+async def test_a_server_failure_is_a_500_with_the_request_id_and_no_internal_text(client, served_app, monkeypatch):
+    """The served model's predictor raises (a fault inside inference): every protocol answers 500 with a generic
+    message naming the request id, which the X-Request-ID header carries too; the exception's text stays inside."""
+    served = served_app.state.registry.get()
+
+    def failing_predictor(waves):
+        raise RuntimeError("secret internal detail /srv/models")
+
+    monkeypatch.setattr(served.batcher, "_predict", failing_predictor)
+    native = await client.post("/predict", json={"wave": W}, headers={"X-Request-ID": "fault-1"})
+    assert native.status_code == 500 and native.headers["x-request-id"] == "fault-1"
+    assert native.json()["request_id"] == "fault-1" and "request id fault-1" in native.json()["detail"]
+    batch = await client.post("/predict/batch", json={"waves": [W, W]})
+    assert batch.status_code == 500 and batch.json()["request_id"] == batch.headers["x-request-id"]
+    tensor = {"name": "wave", "datatype": "FP32", "shape": [1, len(W), 5], "data": np.ravel(W).tolist()}
+    v2 = await client.post(
+        f"/v2/models/{DEFAULT_MODEL}/infer", json={"inputs": [tensor]}, headers={"X-Request-ID": "fault-2"}
+    )
+    assert v2.status_code == 500 and set(v2.json()) == {"error"} and "request id fault-2" in v2.json()["error"]
+    for answer in (native, batch, v2):
+        assert "secret" not in answer.text and "RuntimeError" not in answer.text and "/srv" not in answer.text
+    monkeypatch.undo()
+    assert (await client.post("/predict", json={"wave": W})).status_code == 200  # the model serves again

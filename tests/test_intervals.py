@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from app.intervals import LEVEL_RULE
 from app.schemas import example_wave
 from model_store import load_manifest, resolve_version
 from tests.conftest import DEFAULT_MODEL, started_app
@@ -72,9 +73,22 @@ async def test_bad_levels_are_refused_with_422_naming_level(client, level):
     for path in ("/predict", "/predict/plot"):
         answer = await client.post(path, json={"wave": W, "level": level})
         assert answer.status_code == 422, (path, level, answer.text)
-        assert "level" in answer.json()["detail"]
+        assert answer.json()["detail"].startswith(f"level must be {LEVEL_RULE}"), answer.text
     batch = await client.post("/predict/batch", json={"waves": [W], "level": level})
-    assert batch.status_code == 422 and "level" in batch.json()["detail"]
+    assert batch.status_code == 422 and batch.json()["detail"].startswith(f"level must be {LEVEL_RULE}")
+
+
+@pytest.mark.parametrize(
+    ("level", "detail"),
+    [
+        (80, "level must be a list of 1 to 4 percentages, each strictly between 0 and 100 (e.g. [80, 95]); got 80"),
+        ([10, 20, 30, 40, 50], "list of 1 to 4 percentages, each strictly between 0 and 100 (e.g. [80, 95]); got [10,"),
+        ([80, 150], "list of 1 to 4 percentages, each strictly between 0 and 100 (e.g. [80, 95]); 150 is not between"),
+    ],
+)
+async def test_level_errors_say_what_level_is(client, level, detail):
+    answer = await client.post("/predict", json={"wave": W, "level": level})
+    assert detail in answer.json()["detail"] and "row" not in answer.text and "step" not in answer.text
 
 
 async def test_csv_answer_gets_lower_and_upper_columns_per_level(client):
@@ -98,7 +112,7 @@ async def test_csv_answer_gets_lower_and_upper_columns_per_level(client):
 async def test_bad_csv_levels_are_refused_with_422(client, query):
     text = "\n".join(",".join(str(v) for v in row) for row in W)
     answer = await client.post(f"/predict?{query}", content=text, headers={"content-type": "text/csv"})
-    assert answer.status_code == 422 and "level" in answer.json()["detail"], answer.text
+    assert answer.status_code == 422 and answer.json()["detail"].startswith(f"level must be {LEVEL_RULE}"), answer.text
 
 
 async def test_plot_shades_the_bands(client):
@@ -136,7 +150,7 @@ async def test_levels_above_what_few_calibration_windows_bound_are_refused(defau
         assert answer.status_code == 422 and "up to level 83" in answer.json()["detail"]
         assert "level 95 is too high" in answer.json()["detail"]
         v2 = await http.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body([W], horizon=20, level=[95]))
-        assert v2.status_code in (400, 422) and "up to level 83" in v2.text
+        assert v2.status_code == 400 and "up to level 83" in v2.json()["error"]  # V2's client errors are 400
 
 
 def v2_body(waves, **parameters):
@@ -179,4 +193,5 @@ async def test_v2_requested_outputs_choose_bands_and_binary_form(client):
 @pytest.mark.parametrize("level", [0, 100, [], [1, 2, 3, 4, 5], "80", [True], [80, None], {"a": 1}])
 async def test_v2_bad_levels_get_400_in_protocol_form(client, level):
     answer = await client.post(f"/v2/models/{DEFAULT_MODEL}/infer", json=v2_body([W], level=level))
-    assert answer.status_code == 400 and "parameter 'level'" in answer.json()["error"], answer.text
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(f"parameter 'level' must be {LEVEL_RULE}")

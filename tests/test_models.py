@@ -7,11 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from app.model_service import chosen_models
 from app.openapi import common_limits
-from app.registry import ModelRegistry, UnknownModelError, parse_model_list
+from app.registry import ModelRegistry, UnknownModelError, chosen_models
 from app.schemas import ModelInfo, example_wave
-from app.settings import DEFAULT_STORE, Settings
+from app.settings import DEFAULT_STORE, Limits, Settings, parse_model_list
 from app.validation import WaveError, wave_array
 from model_store import ModelNotFoundError, resolve_version
 from tests.conftest import started_app
@@ -100,14 +99,14 @@ def test_a_model_that_takes_any_number_of_features():
     ).features == "any"  # fmt: skip
     with pytest.raises(ValueError):
         ModelInfo.model_validate({"features": "many"})
-    one = [[float(t)] for t in range(70)]
-    assert wave_array(one, None, 60)[0].shape == (70, 1)
+    one, limits = [[float(t)] for t in range(70)], Limits()
+    assert wave_array(one, None, 60, limits)[0].shape == (70, 1)
     three = [[float(t), 1.0, -1.0] for t in range(70)]
-    assert wave_array(three, None, 60)[0].shape == (70, 3)
+    assert wave_array(three, None, 60, limits)[0].shape == (70, 3)
     with pytest.raises(WaveError, match="row 5 has 2 values, row 0 has 3"):
-        wave_array([row[:2] if i == 5 else row for i, row in enumerate(three)], None, 60)
+        wave_array([row[:2] if i == 5 else row for i, row in enumerate(three)], None, 60, limits)
     with pytest.raises(WaveError, match="row 0 has 3 values, the model expects 5"):
-        wave_array(three, 5, 60)
+        wave_array(three, 5, 60, limits)
 
 
 # ---------------------------------------------------------------- two real models served
@@ -263,12 +262,15 @@ async def test_openapi_enumerates_the_models_and_fits_common_limits(two_models):
     request = schema["components"]["schemas"]["PredictRequest"]["properties"]
     string = next(option for option in request["model"]["anyOf"] if option.get("type") == "string")
     assert string["enum"] == ["general", "tiny"]
-    assert request["horizon"]["maximum"] == 150 and request["wave"]["minItems"] == 60
-    row = request["wave"]["items"]
+    assert request["horizon"]["maximum"] == 150
     if all(model.features is None for model in app.state.registry):  # both take any number of features
-        assert row["minItems"] == 1 and row["maxItems"] == 64
-    else:
-        assert row["minItems"] == row["maxItems"] == 5
+        rows, flat = request["wave"]["oneOf"]  # so a flat wave (one feature) is documented too
+        assert rows["items"]["minItems"] == 1 and rows["items"]["maxItems"] == 64
+        assert rows["minItems"] == flat["minItems"] == 60 and flat["x-wave-flat"]
+    else:  # a fixed width: rows of it, and no flat wave (one feature), which the fixed model refuses
+        rows = request["wave"]
+        assert "oneOf" not in rows and rows["minItems"] == 60
+        assert rows["items"]["minItems"] == rows["items"]["maxItems"] == 5
     summary = {p["name"]: p for p in schema["paths"]["/model/summary"]["get"]["parameters"]}
     assert next(o for o in summary["model"]["schema"]["anyOf"] if o.get("type") == "string")["enum"] == [
         "general",

@@ -127,8 +127,8 @@ async def test_plot_draws_a_wave_with_gaps(client):
 async def test_openapi_documents_gaps(client):
     schema = (await client.get("/openapi.json")).json()
     components = schema["components"]["schemas"]
-    row = components["PredictRequest"]["properties"]["wave"]["items"]
-    assert {"type": "null"} in row["items"]["anyOf"]
+    rows, flat = components["PredictRequest"]["properties"]["wave"]["oneOf"]
+    assert {"type": "null"} in rows["items"]["items"]["anyOf"] and {"type": "null"} in flat["items"]["anyOf"]
     assert "filled" in components["PredictResponse"]["required"]
     assert components["BatchPredictResponse"]["properties"]["filled"]["items"] == {"type": "integer"}
 
