@@ -17,16 +17,19 @@ pytestmark = pytest.mark.anyio
 
 
 class EchoModel:
-    """Completes each wave with its last row repeated; `hold` makes every call wait for a barrier first."""
+    """Completes each wave with its last row repeated; `hold` makes every call wait for a barrier first; `started`
+    is set once the first call runs."""
 
     def __init__(self, hold: threading.Barrier | None = None, patience: float = 10.0, gate=None):
         self.hold = hold
         self.patience = patience
         self.gate = gate  # a threading.Event the first call waits for
         self.calls: list[int] = []
+        self.started = threading.Event()
 
     def __call__(self, waves):
         self.calls.append(len(waves))
+        self.started.set()
         if self.gate is not None and len(self.calls) == 1:
             self.gate.wait(timeout=10)
         if self.hold is not None:
@@ -36,6 +39,18 @@ class EchoModel:
 
 def waves(count: int) -> list[np.ndarray]:
     return [np.full((4, 2), i, np.float32) for i in range(count)]
+
+
+async def first_call_running(model: EchoModel) -> None:
+    """Wait (off the event loop) until the model's first call has begun."""
+    assert await asyncio.to_thread(model.started.wait, 10), "the first call never started"
+
+
+async def queued(batcher: MicroBatcher, count: int) -> None:
+    """Let the calls just submitted run up to their wait: `complete` queues its waves before it first awaits, so
+    one turn of the event loop (no clock involved) is enough; checked, not assumed."""
+    await asyncio.sleep(0)
+    assert batcher.queue_depth == count
 
 
 async def test_two_workers_run_two_batches_at_the_same_time():
@@ -80,10 +95,9 @@ async def test_a_batch_takes_the_largest_size_the_waiting_waves_fill():
     batcher.start()
     try:
         first = asyncio.ensure_future(batcher.complete(waves(1)))
-        while not model.calls:  # the first call is running (and held)
-            await asyncio.sleep(0.001)
+        await first_call_running(model)  # and held by the gate
         rest = asyncio.ensure_future(batcher.complete(waves(7)))
-        await asyncio.sleep(0.01)
+        await queued(batcher, 7)
         gate.set()
         await first
         assert [int(r[0, 0]) for r in await rest] == list(range(7))
@@ -101,12 +115,11 @@ async def test_a_batch_counts_rows_when_waves_take_one_row_per_feature():
     batcher.start()
     try:
         first = asyncio.ensure_future(batcher.complete([np.zeros((4, 5), np.float32)]))
-        while not model.calls:  # the first call is running (and held)
-            await asyncio.sleep(0.001)
+        await first_call_running(model)  # and held by the gate
         five = [np.full((4, 5), i, np.float32) for i in range(5)]  # 25 rows
         ones = [np.full((4, 1), i, np.float32) for i in range(20)]  # 20 rows
-        rest = asyncio.ensure_future(asyncio.gather(batcher.complete(five), batcher.complete(ones)))
-        await asyncio.sleep(0.01)
+        rest = asyncio.gather(batcher.complete(five), batcher.complete(ones))
+        await queued(batcher, 25)
         gate.set()
         await first
         five_out, ones_out = await rest
@@ -130,7 +143,7 @@ async def test_drain_waits_for_running_batches():
     batcher = MicroBatcher(model, max_batch=4, max_wait=0, workers=2)
     batcher.start()
     pending = asyncio.ensure_future(batcher.complete(waves(10)))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # `complete` queues its waves (see `queued`); the workers may have taken some already
     await batcher.drain_and_stop()
     assert len(await pending) == 10
 
