@@ -8,6 +8,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import HTTPException, Request, Response
@@ -26,26 +27,48 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";")[0].strip().lower()
 
 
-def parse_csv(text: str) -> list[list[float | None]]:
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV wave as read: its rows of values (None for a gap) and the header row's names, if it has one."""
+
+    rows: list[list[float | None]]
+    names: list[str] | None
+
+
+def read_csv(text: str) -> CsvTable:
     """Rows of numbers from CSV text: one row per step, one column per feature, an optional header row.
 
     The delimiter is sniffed (`,`, `;` or tab); with `;` or tab a decimal comma is read as a point. An empty cell,
-    `nan` or `NA` is a gap (None). CRLF line ends and quoted fields are fine (the route strips a byte-order mark).
+    `nan` or `NA` is a gap (None). CRLF line ends and quoted fields are fine (the routes strip a byte-order mark).
+    A cell that is not a number is a WaveError naming its line in the text (from 1) and its row and column in the
+    wave (from 0, without the header row, as every other wave error counts them).
     """
     delimiter = sniff_delimiter(text)
     decimal_comma = delimiter != ","
-    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if not _blank(row)]
-    if rows and not all(_is_value(cell, decimal_comma) for cell in rows[0]):
-        rows = rows[1:]  # header
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    lines = [(reader.line_num, row) for row in reader if not _blank(row)]
+    names = None
+    if lines and not all(_is_value(cell, decimal_comma) for cell in lines[0][1]):
+        names = [cell.strip() for cell in lines[0][1]]
+        lines = lines[1:]
     wave = []
-    for line, row in enumerate(rows):
+    for row, (line, cells) in enumerate(lines):
         values = []
-        for column, cell in enumerate(row):
+        for column, cell in enumerate(cells):
             if not _is_value(cell, decimal_comma):
-                raise WaveError(f"CSV row {line}, column {column}: {cell.strip()[:40]!r} is not a number")
+                where = f"CSV line {line} (row {row}), column {column}"
+                raise WaveError(f"{where}: {cell.strip()[:40]!r} is not a number")
             values.append(None if _is_gap(cell) else _number(cell, decimal_comma))
         wave.append(values)
-    return wave
+    return CsvTable(rows=wave, names=names)
+
+
+def csv_text(body: bytes) -> str:
+    """A CSV body as text, its byte-order mark dropped; WaveError if it is not UTF-8."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise WaveError(f"CSV body is not UTF-8 text: {error}") from None
 
 
 DELIMITERS = ("\t", ";", ",")  # in order of preference: a decimal comma makes commas appear in the other dialects
@@ -150,11 +173,7 @@ class CsvOrJsonRoute(APIRoute):
 
     @staticmethod
     async def _as_json(request: Request) -> Request:
-        try:
-            text = (await request.body()).decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise WaveError(f"CSV body is not UTF-8 text: {error}") from None
-        body: dict = {"wave": parse_csv(text)}
+        body: dict = {"wave": read_csv(csv_text(await request.body())).rows}
         if "model" in request.query_params:
             body["model"] = request.query_params["model"]
         if "level" in request.query_params:

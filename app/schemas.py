@@ -235,6 +235,11 @@ class ModelsResponse(BaseModel):
     models: list[ModelInfo] = Field(description="every served model, the default first")
 
 
+class CsvWave(BaseModel):
+    wave: list[list[float | None]] = Field(description="the rows of the CSV, one per step; `null` is a gap")
+    names: list[str] | None = Field(description="the header row's names, when the CSV has a header row")
+
+
 class HealthStatus(BaseModel):
     status: str = Field(description="'ok', or why the service is not ready")
 

@@ -139,8 +139,11 @@ def test_csv_with_a_header_and_a_shorter_horizon(open_page):
 
 
 def test_spreadsheet_csv_with_gaps(open_page):
-    """A decimal-comma export (BOM, ';', CRLF) with empty cells and NA: the gaps go to the service as null."""
+    """A decimal-comma export (BOM, ';', CRLF) with empty cells and NA, read by the service (POST /csv): the gaps
+    go to /predict as null."""
     page = open_page(viewport={"width": 1280, "height": 800})
+    posted = []
+    page.on("request", lambda request: posted.append((request.method, request.url.rsplit("/", 1)[-1])))
     rows = [";".join(f"{((i * (f + 3)) % 17) / 4 + f:.3f}".replace(".", ",") for f in range(5)) for i in range(90)]
     rows[10] = ";" + rows[10].split(";", 1)[1]  # an empty first cell
     rows[50] = rows[50].rsplit(";", 1)[0] + ";NA"
@@ -151,6 +154,8 @@ def test_spreadsheet_csv_with_gaps(open_page):
     assert page.locator("#chart").get_attribute("data-predicted-series") == "5"
     assert "(2 missing values filled)" in page.locator("#status").inner_text()
     assert page.locator("#error").is_hidden()
+    assert page.locator("#chart .panel .title").first.text_content() == "a"  # the header, as the service read it
+    assert posted == [("POST", "csv"), ("POST", "predict")]
 
 
 def test_api_error_is_shown_in_words(open_page):
@@ -171,7 +176,8 @@ def test_csv_that_is_not_numbers_is_refused_in_words(open_page):
     page.fill("#csv-input", "1,2,3,4,5\n1,2,x,4,5\n")
     page.click("#complete-button")
     page.wait_for_selector("#chart[data-state='error']", state="attached")
-    assert "line 2, column 3" in page.locator("#error").inner_text()
+    # the service's reader's words (POST /csv): the line in the text, the row and column in the wave from 0
+    assert "CSV line 2 (row 1), column 2: 'x' is not a number" in page.locator("#error").inner_text()
 
 
 def test_phone_layout_fits_the_screen(open_page):

@@ -218,11 +218,11 @@ async def test_csv_in_and_out(client):
     ("csv_body", "message"),
     [
         ("1,2,3,4,5\n" * 10, "wave has 10 steps, at least 60 are needed"),
-        ("1,2,3,4,5\n" * 70 + "1,2,x,4,5\n", "CSV row 70, column 2: 'x' is not a number"),
+        ("1,2,3,4,5\n" * 70 + "1,2,x,4,5\n", "CSV line 71 (row 70), column 2: 'x' is not a number"),
         ("1,2,3,4,5\n" * 70 + "1,2,3,4\n", "row 70 has 4 values, row 0 has 5"),
         ("1,2,3,4,5\n" * 70 + "1,2,inf,4,5\n", "row 70, column 2 is not finite"),
         ("1,2,NA,4,5\n" * 70, "wave: feature 2 has no value"),
-        ("1;2;3;4;5\n" * 70 + "1;2;3,5,1;4;5\n", "CSV row 70, column 2: '3,5,1' is not a number"),
+        ("1;2;3;4;5\n" * 70 + "1;2;3,5,1;4;5\n", "CSV line 71 (row 70), column 2: '3,5,1' is not a number"),
     ],
 )
 async def test_bad_csv_gets_422_in_words(client, csv_body, message):

@@ -179,3 +179,33 @@ async def test_plot_needs_the_api_key_like_predict():
         assert allowed.status_code == 200 and allowed.content.startswith(PNG_SIGNATURE)
         page = await http.get("/")
         assert page.status_code == 200 and 'id="api-key"' in page.text
+
+
+async def test_the_page_reads_csv_with_the_services_reader(client):
+    """The page has no CSV reader of its own: it posts what is pasted to POST /csv, which reads it with the rules
+    of a CSV body of /predict, and draws what comes back."""
+    script = (await client.get("/static/app.js")).text
+    assert 'api("csv"' in script and "split(separator)" not in script and "parseCsv" not in script
+    semicolon = '\ufeffa;b\r\n1,5;-2,25\r\n"3,0";NA\r\n;4\r\n'  # a decimal-comma spreadsheet export
+    answer = await client.post("/csv", content=semicolon.encode(), headers={"content-type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"wave": [[1.5, -2.25], [3.0, None], [None, 4.0]], "names": ["a", "b"]}
+    plain = await client.post("/csv", content=b"1,2\n\n3,nan\n", headers={"content-type": "text/csv"})
+    assert plain.json() == {"wave": [[1.0, 2.0], [3.0, None]], "names": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        ("a,b\n1,2\n1,x\n", "text/csv", 422, "CSV line 3 (row 1), column 1: 'x' is not a number"),
+        ("a;b\n1,5;2\n\n1;2,5,1\n", "text/csv", 422, "CSV line 4 (row 1), column 1: '2,5,1' is not a number"),
+        ("a,b\n", "text/csv", 422, "the CSV has no data rows"),
+        ("1,2\n", "application/json", 415, "unsupported Content-Type 'application/json'"),
+    ],
+)
+async def test_csv_that_cannot_be_read_is_refused_naming_line_and_column(client, body, content_type, status, detail):
+    answer = await client.post("/csv", content=body.encode(), headers={"content-type": content_type})
+    assert answer.status_code == status and answer.json()["detail"].startswith(detail)
+    if "CSV line" in detail:  # /predict says the same of the same CSV body
+        predicted = await client.post("/predict", content=body.encode(), headers={"content-type": content_type})
+        assert predicted.status_code == 422 and predicted.json()["detail"] == detail

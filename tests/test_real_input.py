@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from app.csv_io import parse_csv, sniff_delimiter
+from app.csv_io import read_csv, sniff_delimiter
 from app.settings import Limits
 from tests.conftest import DEFAULT_MODEL
 from training.data import unit_waves
@@ -217,8 +217,8 @@ def test_sniff_delimiter(text, delimiter):
 
 
 def test_parse_csv_reads_decimal_commas_only_with_another_delimiter():
-    assert parse_csv('x;y\r\n"1,5";-2,25\r\n;NA\r\n') == [[1.5, -2.25], [None, None]]
-    assert parse_csv("1.5,2\n,nan\n") == [[1.5, 2.0], [None, None]]
+    assert read_csv('x;y\r\n"1,5";-2,25\r\n;NA\r\n').rows == [[1.5, -2.25], [None, None]]
+    assert read_csv("1.5,2\n,nan\n").rows == [[1.5, 2.0], [None, None]]
 
 
 # ---------------------------------------------------------------- V2

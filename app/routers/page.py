@@ -1,16 +1,19 @@
-"""The page people can try (GET /, assets under /static) and the sample waves it offers (GET /samples)."""
+"""The page people can try (GET /, assets under /static), the sample waves it offers (GET /samples), and the
+service's CSV reader, which reads what is pasted into it (POST /csv)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
+from app.csv_io import CSV, csv_text, media_type, read_csv
 from app.dependencies import ModelDep
 from app.samples import MAX_SAMPLES, SamplesResponse, sample_waves
-from app.schemas import ErrorResponse
+from app.schemas import CsvWave, ErrorResponse
+from app.validation import WaveError
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -57,3 +60,27 @@ async def samples(
         horizon=model.horizon,
         samples=sample_waves(seed, count, features, model.horizon),
     )
+
+
+@router.post(
+    "/csv",
+    response_model=CsvWave,
+    summary="Read a CSV wave as /predict reads it (the page sends what is pasted into it here)",
+    responses={
+        413: {"model": ErrorResponse, "description": "the request body is too large"},
+        415: {"model": ErrorResponse, "description": "the Content-Type is not text/csv"},
+        422: {"model": ErrorResponse, "description": "a cell is not a number (`detail` names its line and column)"},
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {CSV: {"schema": {"type": "string"}}}}},
+)
+async def read_csv_wave(request: Request) -> CsvWave:
+    """A `text/csv` body (one row per step, one column per feature, an optional header row; `,`, `;` or tab
+    delimited, decimal commas with `;` or tab, an empty cell or `nan`/`NA` is a gap) as rows of numbers (`null`
+    for a gap) and the header's names: exactly what a CSV body of POST /predict becomes."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind != CSV:
+        raise HTTPException(415, f"unsupported Content-Type {kind!r}: send {CSV}")
+    table = read_csv(csv_text(await request.body()))
+    if not table.rows:
+        raise WaveError("the CSV has no data rows: one row per step, one column per feature")
+    return CsvWave(wave=table.rows, names=table.names)

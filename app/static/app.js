@@ -168,54 +168,24 @@
     el.csvBox.dataset.active = String(name === "csv");
   }
 
-  const isNumber = (cell) => cell !== "" && Number.isFinite(Number(cell));
-  // the cells the API reads as gaps (app/csv_io.py GAP_CELLS); they are sent as null and filled by the service
-  const isGap = (cell) => ["", "nan", "na"].includes(cell.toLowerCase());
-
-  /** Rows of numbers (null for a gap) from CSV text: one row per step, one column per feature, optional header row.
-   * Like the API: `;` or tab delimiters with decimal commas (spreadsheet exports), a byte-order mark, CRLF. */
-  function parseCsv(text) {
-    const lines = text
-      .replace(/^\uFEFF/, "")
-      .split(/\r\n|\n|\r/)
-      .map((line, index) => ({ text: line.trim(), number: index + 1 }))
-      .filter((line) => line.text !== "" && !line.text.startsWith("#"));
-    if (lines.length === 0) throw new ApiError("The CSV is empty: paste or upload one row per step.");
-    const first = lines[0].text;
-    const separator = first.includes(";") ? ";" : first.includes("\t") ? "\t" : first.includes(",") ? "," : /\s+/;
-    const decimalComma = separator !== ",";
-    const split = (line) =>
-      line.split(separator).map((cell) => {
-        const value = cell.trim().replace(/^"(.*)"$/, "$1");
-        return decimalComma ? value.replace(",", ".") : value;
-      });
-    let names = null;
-    if (!split(first).every((cell) => isNumber(cell) || isGap(cell))) {
-      names = split(first);
-      lines.shift();
-    }
-    if (lines.length === 0) throw new ApiError("The CSV has a header row but no data rows.");
-    const rows = lines.map((line) =>
-      split(line.text).map((cell, column) => {
-        if (isGap(cell)) return null;
-        if (!isNumber(cell)) {
-          throw new ApiError(`CSV line ${line.number}, column ${column + 1}: “${cell}” is not a number.`);
-        }
-        return Number(cell);
-      }),
-    );
-    return { rows, names };
+  /** The pasted CSV read by the service (POST /csv, the reader /predict uses for CSV bodies): rows of numbers
+   * (null for a gap) and the header's names. A cell that is not a number comes back as a 422 naming its line. */
+  async function readCsv(text) {
+    if (text.trim() === "") throw new ApiError("The CSV is empty: paste or upload one row per step.");
+    return (await api("csv", { method: "POST", headers: { "Content-Type": "text/csv" }, body: text })).json();
   }
 
   /** What to send: the chosen sample or the parsed CSV, with the truth when there is one. */
-  function currentInput() {
-    if (sourceName() === "sample") {
-      const sample = state.samples[Number(el.sampleSelect.value)];
-      if (!sample) throw new ApiError("The samples are not loaded yet; try again in a moment.");
-      return { wave: sample.wave, truth: sample.truth, names: null, label: `sample ${sample.id}`, csv: false };
-    }
-    const { rows, names } = parseCsv(el.csvInput.value);
-    return { wave: rows, truth: null, names, label: "your CSV", csv: true };
+  function sampleInput() {
+    const sample = state.samples[Number(el.sampleSelect.value)];
+    if (!sample) throw new ApiError("The samples are not loaded yet; try again in a moment.");
+    return { wave: sample.wave, truth: sample.truth, names: null, label: `sample ${sample.id}`, csv: false };
+  }
+
+  async function currentInput() {
+    if (sourceName() === "sample") return sampleInput();
+    const { wave, names } = await readCsv(el.csvInput.value);
+    return { wave, truth: null, names, label: "your CSV", csv: true };
   }
 
   function requestBody(input) {
@@ -273,7 +243,7 @@
   function previewSample() {
     clearError();
     try {
-      const input = currentInput();
+      const input = sampleInput();
       drawChart({ observed: input.wave, truth: input.truth, predicted: null, names: null });
       el.chart.dataset.state = "preview";
       el.status.textContent = `${input.label}: ${input.wave.length} steps observed. Press “Complete the wave”.`;
@@ -295,7 +265,7 @@
     clearError();
     let input = null;
     try {
-      input = currentInput();
+      input = await currentInput();
     } catch (err) {
       failed(err, null);
       return;
@@ -343,7 +313,7 @@
     clearError();
     let input = null;
     try {
-      input = currentInput();
+      input = await currentInput();
       setBusy(true);
       const blob = await (await postJson("predict/plot", requestBody(input))).blob();
       const link = document.createElement("a");
