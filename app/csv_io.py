@@ -40,7 +40,7 @@ def read_csv(text: str) -> CsvTable:
 
     The delimiter is sniffed (`,`, `;` or tab); with `;` or tab a decimal comma is read as a point. An empty cell,
     `nan` or `NA` is a gap (None). CRLF line ends and quoted fields are fine (the routes strip a byte-order mark).
-    A cell that is not a number is a WaveError naming its line in the text (from 1) and its row and column in the
+    A cell that is not a finite number is a WaveError naming its line in the text (from 1) and its row and column in the
     wave (from 0, without the header row, as every other wave error counts them).
     """
     delimiter = sniff_delimiter(text)
@@ -58,7 +58,10 @@ def read_csv(text: str) -> CsvTable:
             if not _is_value(cell, decimal_comma):
                 where = f"CSV line {line} (row {row}), column {column}"
                 raise WaveError(f"{where}: {cell.strip()[:40]!r} is not a number")
-            values.append(None if _is_gap(cell) else _number(cell, decimal_comma))
+            value = None if _is_gap(cell) else _number(cell, decimal_comma)
+            if value is not None and not math.isfinite(value):
+                raise WaveError(f"CSV line {line}: value at row {row}, column {column} is not finite")
+            values.append(value)
         wave.append(values)
     return CsvTable(rows=wave, names=names)
 

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from app.openapi import common_limits
+from app.openapi import CommonLimits, common_limits, fit_to_models
 from app.registry import ModelRegistry, UnknownModelError, chosen_models
-from app.schemas import ModelInfo, example_wave
+from app.schemas import ModelInfo, example_wave, request_models
 from app.settings import DEFAULT_STORE, Limits, Settings, parse_model_list
 from app.validation import WaveError, wave_array
 from model_store import ModelNotFoundError, resolve_version
@@ -90,6 +90,19 @@ def test_openapi_fits_only_the_row_width_every_model_takes(widths, expected):
     assert limits.features == expected
     assert limits.horizon == 150 - 10 * (len(widths) - 1) and limits.min_steps == 60 + len(widths) - 1
     assert limits.names == sorted(models)
+
+
+@pytest.mark.parametrize(("features", "shapes"), [(None, 2), (1, 2), (5, 1)])
+def test_the_schema_offers_a_flat_wave_only_when_every_model_takes_one_feature(features, shapes):
+    schema = request_models(Limits(min_steps=70)).predict.model_json_schema()
+    fit_to_models(schema, CommonLimits(features=features, horizon=100, min_steps=80, names=["m"]))
+    wave = schema["properties"]["wave"]
+    if shapes == 2:
+        rows, flat = wave["oneOf"]
+        assert flat["x-wave-flat"] and flat["minItems"] == rows["minItems"] == 80
+    else:
+        assert "oneOf" not in wave and wave["minItems"] == 80 and wave["items"]["maxItems"] == 5
+    assert schema["properties"]["horizon"]["maximum"] == 100 and "observed steps" in wave["description"]
 
 
 def test_a_model_that_takes_any_number_of_features():

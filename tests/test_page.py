@@ -199,6 +199,7 @@ async def test_the_page_reads_csv_with_the_services_reader(client):
     [
         ("a,b\n1,2\n1,x\n", "text/csv", 422, "CSV line 3 (row 1), column 1: 'x' is not a number"),
         ("a;b\n1,5;2\n\n1;2,5,1\n", "text/csv", 422, "CSV line 4 (row 1), column 1: '2,5,1' is not a number"),
+        ("a,b\n1,2\n-inf,1\n", "text/csv", 422, "CSV line 3: value at row 1, column 0 is not finite"),
         ("a,b\n", "text/csv", 422, "the CSV has no data rows"),
         ("1,2\n", "application/json", 415, "unsupported Content-Type 'application/json'"),
     ],
