@@ -70,6 +70,8 @@ def describe(error: dict[str, Any], limits: Limits) -> str:
     if kind == "list_type":
         if indices:
             return f"{label}: row {indices[0]} must be a list of numbers"
+        if label == "waves":
+            return "waves must be a list of waves"
         return f"{label} must be a list of rows, or of numbers for one feature"
     return f"{'.'.join(map(str, loc)) or 'request body'}: {error['msg']}"
 

@@ -184,6 +184,8 @@ W = wave(steps=80, seed=9)
         ("/predict", {"wave": W, "horizon": "soon"}, "horizon must be an integer between 1 and 150"),
         ("/predict", {"wave": "abc"}, "wave must be a list of rows"),
         ("/predict", {"wave": [[1.0] * 5] + [1.0] * 79}, "wave: row 1 must be a list of numbers"),
+        ("/predict/batch", {"waves": "abc"}, "waves must be a list of waves"),
+        ("/predict/batch", {"waves": [W, 7]}, "wave 1 must be a list of rows, or of numbers for one feature"),
         ("/predict", {"wave": [1.0, [1.0]] + [1.0] * 78}, "wave: value at row 1 is not a number"),
         ("/predict", {"wave": []}, "wave has 0 steps, at least 60 are needed"),
         ("/predict", {}, "field 'wave' is required"),
