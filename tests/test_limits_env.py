@@ -96,3 +96,24 @@ def test_api_key_guards_single_and_batch_predictions(url, path, body):
     assert wrong.status_code == 401
     assert post(url, path, body).status_code == 200
     assert httpx.get(f"{url}/health/ready", timeout=60).status_code == 200  # probes stay open
+
+
+@pytest.mark.anyio
+async def test_each_app_keeps_the_limits_of_its_own_settings():
+    """Limits are settings of an app, not of the process: two apps made side by side each document and enforce
+    their own (no models are loaded: the schema and the body limit do not need them)."""
+    from app.main import create_app
+    from app.settings import Limits, Settings
+
+    small = create_app(Settings(limits=Limits(min_steps=70, max_horizon=20, max_waves=3, max_body_bytes=2048)))
+    default = create_app(Settings())
+    for app, (steps, horizon, waves) in ((small, (70, 20, 3)), (default, (60, 150, 256))):
+        schemas = app.openapi()["components"]["schemas"]
+        assert all(shape["minItems"] == steps for shape in schemas["PredictRequest"]["properties"]["wave"]["oneOf"])
+        assert schemas["PredictRequest"]["properties"]["horizon"]["maximum"] == horizon
+        assert schemas["BatchPredictRequest"]["properties"]["waves"]["maxItems"] == waves
+    body = json.dumps({"wave": example_wave(60, 1)})  # about 6 kB
+    for app, status in ((small, 413), (default, 503)):  # 503: too small for one, not loaded for the other
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            response = await http.post("/predict", content=body, headers={"content-type": "application/json"})
+            assert response.status_code == status, response.text

@@ -216,7 +216,7 @@ def test_sniff_delimiter(text, delimiter):
     assert sniff_delimiter(text) == delimiter
 
 
-def test_parse_csv_reads_decimal_commas_only_with_another_delimiter():
+def test_read_csv_reads_decimal_commas_only_with_another_delimiter():
     assert read_csv('x;y\r\n"1,5";-2,25\r\n;NA\r\n').rows == [[1.5, -2.25], [None, None]]
     assert read_csv("1.5,2\n,nan\n").rows == [[1.5, 2.0], [None, None]]
 
