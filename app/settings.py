@@ -11,10 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-import model_store
+from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
 from training.xla_flags import default_compile_cache
-
-DEFAULT_STORE = Path(model_store.__file__).resolve().parent
 
 
 def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -74,7 +72,7 @@ class Settings(BaseSettings):
     models: str | None = Field(
         None, description="models to serve, 'name[:version],...' (default: every model in the store, at its latest)"
     )
-    model_name: str = Field("general", description="the default model: answers requests that name none")
+    model_name: str = Field(DEFAULT_MODEL, description="the default model: answers requests that name none")
     model_version: str = Field("latest", description="the default model's version when WAVE_MODELS gives none")
     host: str = Field("127.0.0.1", description="address uvicorn binds")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")
