@@ -1,6 +1,8 @@
-"""Versioned model store: `<store>/<name>/<version>/` holding `model.keras` and `manifest.json`."""
+"""Versioned model store: `<store>/<name>/<version>/` holding `model.keras`, `calibration.json` (calibrated versions)
+and `manifest.json` (with every other file's sha256)."""
 
 from model_store.store import (
+    CALIBRATION_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     CorruptModelError,
@@ -9,6 +11,7 @@ from model_store.store import (
     StoreError,
     list_models,
     list_versions,
+    load_calibration,
     load_manifest,
     resolve_version,
     sha256_of,
@@ -17,6 +20,7 @@ from model_store.store import (
 )
 
 __all__ = [
+    "CALIBRATION_FILE",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "CorruptModelError",
@@ -25,6 +29,7 @@ __all__ = [
     "StoreError",
     "list_models",
     "list_versions",
+    "load_calibration",
     "load_manifest",
     "resolve_version",
     "sha256_of",

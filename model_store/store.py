@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "model.keras"
-MANIFEST_FILE = "manifest.json"
+CALIBRATION_FILE = "calibration.json"  # the prediction-interval calibration record, in calibrated versions
+MANIFEST_FILE = "manifest.json"  # lists every other file of the version with its sha256 under "files"
 
 
 class StoreError(Exception):
@@ -23,7 +24,7 @@ class ModelNotFoundError(StoreError):
 
 
 class IntegrityError(StoreError):
-    """The model file is missing or its sha256 differs from the manifest."""
+    """A file of the version is missing, or its sha256 differs from the manifest's."""
 
 
 class CorruptModelError(StoreError):
@@ -84,30 +85,53 @@ def load_manifest(store: Path, name: str, version: int) -> dict:
 
 
 def verify_version(store: Path, name: str, version: int) -> tuple[Path, dict]:
-    """Check the model file against the manifest's sha256; return its path and the manifest."""
+    """Check every file the manifest lists against its sha256; return the model file's path and the manifest."""
     manifest = load_manifest(store, name, version)
-    path = Path(store) / name / str(version) / manifest.get("model_file", MODEL_FILE)
-    if not path.is_file():
-        raise IntegrityError(f"model file {path} is missing")
-    expected = manifest.get("sha256")
-    actual = sha256_of(path)
-    if actual != expected:
-        raise IntegrityError(f"checksum mismatch for {path}: manifest says {expected}, file has {actual}")
-    return path, manifest
+    folder = Path(store) / name / str(version)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        raise IntegrityError(f"manifest {folder / MANIFEST_FILE} lists no checksum of {MODEL_FILE} under 'files'")
+    for file, expected in files.items():
+        path = folder / file
+        if Path(file).name != file or file == MANIFEST_FILE:
+            raise IntegrityError(f"manifest {folder / MANIFEST_FILE} lists {file!r}, not a file of the version")
+        if not path.is_file():
+            raise IntegrityError(f"file {path} is missing")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise IntegrityError(f"checksum mismatch for {path}: manifest says {expected}, file has {actual}")
+    return folder / MODEL_FILE, manifest
 
 
-def write_version(store: Path, name: str, model_file: Path, manifest: dict[str, Any]) -> int:
-    """Publish `model_file` with `manifest` as the next version; atomic: built aside, then renamed."""
+def load_calibration(store: Path, name: str, version: int, manifest: dict) -> dict | None:
+    """The calibration record of a verified version (`verify_version`), None when it has none."""
+    if CALIBRATION_FILE not in manifest["files"]:
+        return None
+    path = Path(store) / name / str(version) / CALIBRATION_FILE
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CorruptModelError(f"calibration {path} is not valid JSON: {error}") from error
+
+
+def write_version(
+    store: Path, name: str, model_file: Path, manifest: dict[str, Any], calibration: dict[str, Any] | None = None
+) -> int:
+    """Publish `model_file`, its `calibration` record (if any) and `manifest` as the next version; the manifest
+    records each file's sha256. Atomic: built aside, then renamed; concurrent writers get distinct versions."""
     store = Path(store)
     (store / name).mkdir(parents=True, exist_ok=True)
     staging = store / f".staging-{name}-{secrets.token_hex(8)}"
     staging.mkdir()  # unlike mkdtemp's 0700, the umask decides: a version is readable where the store is shared
     try:
-        target = staging / MODEL_FILE
-        shutil.copyfile(model_file, target)
-        record = {**manifest, "name": name, "model_file": MODEL_FILE, "sha256": sha256_of(target)}
-        for attempt in range(100):
-            version = (list_versions(store, name) or [0])[-1] + 1 + attempt
+        shutil.copyfile(model_file, staging / MODEL_FILE)
+        if calibration is not None:
+            (staging / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1) + "\n")
+        files = {entry.name: sha256_of(entry) for entry in sorted(staging.iterdir())}
+        record = {**manifest, "name": name, "files": files}
+        version = 0
+        for _ in range(100):  # the next number after the latest, and after any number this writer failed to claim
+            version = max(version, (list_versions(store, name) or [0])[-1]) + 1
             record["version"] = version
             (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
             _fsync_folder(staging)

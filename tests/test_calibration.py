@@ -7,17 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from model_store import list_versions, load_manifest, resolve_version
-from training.calibration import (
-    Calibration,
-    CalibrationError,
-    bands,
-    conformal_quantile,
-    coverage_report,
-    fit,
-    series_coverage,
-)
+from model_store import list_versions, load_manifest, resolve_version, verify_version
+from training.calibration import Calibration, CalibrationError, bands, conformal_quantile, fit
 from training.cli import main
+from training.coverage import coverage_report, series_coverage
+from training.loading import load_model
 
 HORIZON = 20
 
@@ -137,16 +131,32 @@ def test_bands_follow_where_the_window_starts_and_short_windows_heavier_tails():
                 assert abs(inside[half].mean() - level / 100) < 0.035, (steps, level)
 
 
-def test_records_from_before_the_start_terms_still_give_their_bands(default_store):
-    """wave/7's record (published before the start terms and length groups) is read the way it was fitted."""
-    record = load_manifest(default_store, "wave", 7)["calibration"]
-    calibration = Calibration.from_record(record)
-    assert not calibration.start_terms and calibration.length_edges == ()
-    assert calibration.coefficients.shape[:2] == (1, len(record["design"])) == (1, 8)
-    assert not calibration.season_term and calibration.repeat_edges == ()
-    observed, _, prediction = synthetic_sets(5, 3)
-    lower, upper = bands(prediction[6], observed[6], calibration, [80])[80]
-    assert np.all(lower < prediction[6]) and np.all(np.isfinite(upper))
+# Upper ends of the bands around a zero prediction of one noisy 120-step sine (`fixed_wave`), at steps 1, 50 and
+# 150 of feature 0 (80 %) and step 150 of feature 4 (95 %), computed from the records as they sat inside the
+# manifests of general/8 and wave/9 before the calibration moved into calibration.json.
+BANDS_BEFORE_THE_MOVE = {
+    ("general", 8): (0.3274418946395656, 0.47266865542209585, 0.9743350629316501, 1.6124801036686596),
+    ("wave", 9): (0.14987212744913062, 0.11859198082608195, 0.2915267289921013, 0.5432411691818507),
+}
+
+
+def fixed_wave() -> np.ndarray:
+    t = np.arange(120)[:, None]
+    return (np.sin(t / 9 + np.arange(5)) * 3 + 1 + 0.05 * np.random.default_rng(0).standard_normal((120, 5)))[None]
+
+
+@pytest.mark.parametrize(("name", "version"), list(BANDS_BEFORE_THE_MOVE))
+def test_the_committed_calibrations_give_the_bands_they_gave_inside_the_manifest(default_store, name, version):
+    """The committed versions' calibration.json (checksummed in the manifest) holds the record unchanged;
+    wave/9's is from before the season term and the coefficient sets, and is read the way it was fitted."""
+    loaded = load_model(default_store, name, version)
+    calibration = Calibration.from_record(loaded.calibration)
+    assert calibration.season_term == (name == "general") and calibration.start_terms
+    result = bands(np.zeros((1, 150, 5)), fixed_wave(), calibration, [80, 95])
+    upper80, upper95 = result[80][1][0], result[95][1][0]
+    got = (upper80[0, 0], upper80[49, 0], upper80[149, 0], upper95[149, 4])
+    np.testing.assert_allclose(got, BANDS_BEFORE_THE_MOVE[name, version], rtol=1e-6)
+    assert "calibration" not in loaded.manifest and set(loaded.manifest["files"]) == {"model.keras", "calibration.json"}
 
 
 def repeating_or_wandering_windows(rng, n, steps):
@@ -198,8 +208,10 @@ def test_calibrate_publishes_a_new_version_with_the_same_weights(tiny_store, tmp
     answer = json.loads(capsys.readouterr().out)
     assert answer["version"] == before[-1] + 1 and answer["calibrated_from"] == 1
     old, new = load_manifest(store, "tiny", 1), load_manifest(store, "tiny", answer["version"])
-    assert new["sha256"] == old["sha256"] and new["calibrated_from"]["version"] == 1
-    assert new["calibration"]["windows"] == 300 and new["training"] == old["training"]
+    assert new["files"]["model.keras"] == old["files"]["model.keras"] and new["calibrated_from"]["version"] == 1
+    assert load_model(store, "tiny", answer["version"]).calibration["windows"] == 300
+    assert new["training"] == old["training"]
+    assert new["calibrated_from"]["command"].startswith("python -m training calibrate --store store --name tiny")
     assert set(answer["intervals"]["unit"]) == {"80", "95"}
     assert main(["evaluate", "--store", str(store), "--name", "tiny", "--version", str(answer["version"])]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -209,9 +221,9 @@ def test_calibrate_publishes_a_new_version_with_the_same_weights(tiny_store, tmp
 
 
 def test_training_publishes_a_calibrated_version(tiny_store):
-    manifest = load_manifest(tiny_store, "tiny", 1)
-    assert {80, 95} <= set(manifest["calibration"]["levels"])
-    assert "intervals" in manifest["evaluation"]["variants"]["noisy"]
+    loaded = load_model(tiny_store, "tiny", 1)
+    assert {80, 95} <= set(loaded.calibration["levels"])
+    assert "intervals" in loaded.manifest["evaluation"]["variants"]["noisy"]
 
 
 @pytest.mark.parametrize("name", ["wave", "general"])
@@ -219,8 +231,8 @@ def test_the_committed_models_are_calibrated_and_meet_the_coverage_and_width_tar
     """Issue 15's targets, on the held-out test sets as published: coverage within 3 points of each level on
     every sine set, the 80 % band at most 4x the MAE wide (`general` since version 8)."""
     version = resolve_version(default_store, name)
-    manifest = load_manifest(default_store, name, version)
-    assert {80, 95} <= set(manifest["calibration"]["levels"])
+    _, manifest = verify_version(default_store, name, version)
+    assert {80, 95} <= set(json.loads((default_store / name / str(version) / "calibration.json").read_text())["levels"])
     assert len(manifest["evaluation"]["variants"]) == 5
     for test_set, variant in manifest["evaluation"]["variants"].items():
         for level in (80, 95):

@@ -188,9 +188,13 @@ def test_wheel_ships_the_committed_models(image):
     wheels = list(image.path("/dist").glob("*.whl"))
     assert len(wheels) == 1, wheels
     names = set(zipfile.ZipFile(wheels[0]).namelist())
-    for name in ("wave", "general"):  # every committed model at its latest version
+    versions = {name for name in names if name.startswith("model_store/") and name.count("/") == 3}
+    expected = set()
+    for name in ("wave", "general"):  # exactly the latest version of each committed model, every file of it
         latest = f"model_store/{name}/{resolve_version(ROOT / 'model_store', name)}"
-        assert {f"{latest}/model.keras", f"{latest}/manifest.json"} <= names
+        manifest = json.loads((ROOT / latest / "manifest.json").read_text())
+        expected |= {f"{latest}/{file}" for file in [*manifest["files"], "manifest.json"]}
+    assert versions == expected
     assert {"app/main.py", "training/layers.py", "model_store/store.py"} <= names
     assert not any("__pycache__" in name or "/.staging-" in name for name in names)
 

@@ -42,7 +42,16 @@ def faulty_store(two_version_store, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "fault", ["missing store", "missing version", "checksum mismatch", "corrupt file", "unknown model", "no default"]
+    "fault",
+    [
+        "missing store",
+        "missing version",
+        "checksum mismatch",
+        "edited calibration",
+        "corrupt file",
+        "unknown model",
+        "no default",
+    ],
 )
 def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
     env = {"WAVE_STORE": str(faulty_store), "WAVE_MODEL_VERSION": "2"}
@@ -51,6 +60,7 @@ def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
         "missing store": "does not exist",
         "missing version": "has no version '7'",
         "checksum mismatch": "checksum mismatch",
+        "edited calibration": "checksum mismatch for " + str(model.parent / "calibration.json"),
         "corrupt file": "cannot load",
         "unknown model": "no published versions of model 'ghost'",
         "no default": f"the default model '{DEFAULT_MODEL}' is not in WAVE_MODELS",
@@ -65,11 +75,16 @@ def test_startup_faults_exit_nonzero_with_one_clear_line(faulty_store, fault):
         env["WAVE_MODELS"] = "ghost"
     elif fault == "checksum mismatch":
         model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
+    elif fault == "edited calibration":  # a band made narrower by hand is refused like a changed model file
+        path = model.parent / "calibration.json"
+        record = json.loads(path.read_text())
+        record["quantiles"][0] = " ".join(f"{float(value) / 2:.5g}" for value in record["quantiles"][0].split())
+        path.write_text(json.dumps(record, indent=1))
     else:
         model.write_bytes(b"PK\x03\x04 not really a zip")
         manifest_path = model.parent / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
-        manifest["sha256"] = __import__("hashlib").sha256(model.read_bytes()).hexdigest()
+        manifest["files"]["model.keras"] = __import__("hashlib").sha256(model.read_bytes()).hexdigest()
         manifest_path.write_text(json.dumps(manifest))
     code, output = start_and_fail(env)
     assert code == 2, output

@@ -10,9 +10,10 @@ import pytest
 
 from app.intervals import LEVEL_RULE
 from app.schemas import example_wave
-from model_store import load_manifest, resolve_version
+from model_store import resolve_version, sha256_of
 from tests.conftest import DEFAULT_MODEL, started_app
 from training.calibration import Calibration, bands, parse_rows, rows
+from training.loading import load_model
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,7 @@ async def test_predict_answers_nested_bands_around_the_prediction(client, defaul
     assert width[-10:].mean() > width[:10].mean()  # the error grows with the step, and so does the band
 
     version = body["model"]["version"]
-    calibration = Calibration.from_record(load_manifest(default_store, DEFAULT_MODEL, int(version))["calibration"])
+    calibration = Calibration.from_record(load_model(default_store, DEFAULT_MODEL, int(version)).calibration)
     lower, upper = bands(prediction[None], np.array(W, np.float32)[None], calibration, [80])[80]
     np.testing.assert_allclose(low["80"], lower[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(high["80"], upper[0], rtol=1e-5, atol=1e-5)
@@ -124,7 +125,12 @@ async def test_plot_shades_the_bands(client):
 
 async def test_a_model_without_calibration_refuses_levels(default_store, tmp_path):
     store = tmp_path / "store"
-    shutil.copytree(default_store / "wave" / "3", store / "wave" / "3")  # published before calibration
+    folder = store / "wave" / "1"
+    shutil.copytree(default_store / "wave" / str(resolve_version(default_store, "wave")), folder)
+    (folder / "calibration.json").unlink()  # as published before calibration
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["files"]["calibration.json"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     async with started_app(store=store, model_name="wave") as (_, http):
         answer = await http.post("/predict", json={"wave": W, "level": [80]})
         assert answer.status_code == 422 and "no calibrated prediction intervals" in answer.json()["detail"]
@@ -137,12 +143,14 @@ async def test_levels_above_what_few_calibration_windows_bound_are_refused(defau
     version = resolve_version(default_store, DEFAULT_MODEL)
     folder = tmp_path / "store" / DEFAULT_MODEL / str(version)
     shutil.copytree(default_store / DEFAULT_MODEL / str(version), folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    record = manifest["calibration"]
+    record = json.loads((folder / "calibration.json").read_text())
     groups, _, horizon, columns = record["quantile_shape"]
     curves = parse_rows(record["quantiles"]).reshape(groups, -1, columns, horizon)[:, :83]
     record |= {"levels": record["levels"][:83], "quantile_shape": [groups, 83, horizon, columns]}
     record["quantiles"] = rows(curves.reshape(-1, horizon))
+    (folder / "calibration.json").write_text(json.dumps(record))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["calibration.json"] = sha256_of(folder / "calibration.json")  # published so, not edited
     (folder / "manifest.json").write_text(json.dumps(manifest))
     async with started_app(store=tmp_path / "store") as (_, http):
         assert (await http.post("/predict", json={"wave": W, "level": [80]})).status_code == 200

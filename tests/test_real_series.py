@@ -121,16 +121,17 @@ def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
 
 def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):
     """`train --synthetic` (the general model's recipe) stores the real-series evaluation in the manifest."""
-    from model_store import load_manifest
     from training.cli import main
+    from training.loading import load_model
 
     args = ["train", "--store", str(tmp_path), "--name", "g", "--quick", "--synthetic", "--max-steps", "4"]
     assert main([*args, "--curriculum-steps", "0", "--eval-waves", "10"]) == 0
-    manifest = load_manifest(tmp_path, "g", 1)
+    first = load_model(tmp_path, "g", 1)
+    manifest = first.manifest
     assert manifest["data"]["source"] == "synthetic"
     real = manifest["real_evaluation"]
     assert set(real["series"]) == {s.name for s in SERIES} and real["geometric_mean"]["model"] > 0
-    assert "start level" in manifest["calibration"]["design"]
+    assert "start level" in first.calibration["design"]
     assert set(real["mean_coverage"]) == {"80", "95"}
 
     # `calibrate` redoes a synthetic model's calibration on its own family's validation windows
@@ -140,10 +141,12 @@ def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):
     assert (
         answer["version"] == 2 and answer["calibrated_from"] == 1 and set(answer["real_mean_coverage"]) == {"80", "95"}
     )
-    again = load_manifest(tmp_path, "g", 2)
-    assert again["calibration"]["source"].startswith("sines, validation split: 2000 windows of each of unit, scaled")
-    assert again["calibration"]["quantiles"] == manifest["calibration"]["quantiles"]  # same seed, same windows
-    assert again["real_evaluation"]["series"] == real["series"] and again["sha256"] == manifest["sha256"]
+    second = load_model(tmp_path, "g", 2)
+    assert second.calibration["source"].startswith("sines, validation split: 2000 windows of each of unit, scaled")
+    assert second.calibration["quantiles"] == first.calibration["quantiles"]  # same seed, same windows
+    again = second.manifest
+    assert again["real_evaluation"]["series"] == real["series"]
+    assert again["files"]["model.keras"] == manifest["files"]["model.keras"]
 
 
 def test_calibrate_refuses_a_model_trained_on_files(tmp_path, capsys):

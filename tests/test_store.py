@@ -1,4 +1,5 @@
 import json
+import multiprocessing
 import os
 import stat
 
@@ -11,10 +12,13 @@ from model_store import (
     IntegrityError,
     ModelNotFoundError,
     list_versions,
+    load_calibration,
     resolve_version,
+    verify_version,
     write_version,
 )
 from model_store import store as store_module
+from tests.store_writers import publish_many
 from training.loading import load_model
 
 
@@ -36,7 +40,68 @@ def test_versions_are_numbered_and_latest_resolves(tmp_path, model_file):
     assert resolve_version(tmp_path, "m", "1") == 1
     manifest = json.loads((tmp_path / "m" / "2" / "manifest.json").read_text())
     assert manifest["version"] == 2 and manifest["note"] == "b"
-    assert manifest["sha256"] == model_store.sha256_of(tmp_path / "m" / "2" / "model.keras")
+    assert manifest["files"] == {"model.keras": model_store.sha256_of(tmp_path / "m" / "2" / "model.keras")}
+    assert sorted(p.name for p in (tmp_path / "m" / "2").iterdir()) == ["manifest.json", "model.keras"]
+
+
+CALIBRATION = {"source": "a test", "levels": [80, 95], "quantiles": ["0.5 0.25", "1 0.5"]}
+
+
+def test_a_calibration_is_its_own_file_with_its_checksum_in_the_manifest(tmp_path, model_file):
+    version = write_version(tmp_path, "m", model_file, {"note": "a"}, CALIBRATION)
+    folder = tmp_path / "m" / str(version)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"] == {
+        name: model_store.sha256_of(folder / name) for name in ("calibration.json", "model.keras")
+    }
+    assert "calibration" not in manifest
+    assert load_calibration(tmp_path, "m", version, manifest) == CALIBRATION
+    assert load_model(tmp_path, "m").calibration == CALIBRATION
+    assert (
+        load_calibration(tmp_path, "m", write_version(tmp_path, "m", model_file, {}), manifest | {"files": {}}) is None
+    )
+
+
+@pytest.mark.parametrize("damage", ["edit", "delete", "unlist"])
+def test_a_changed_calibration_is_refused_like_a_changed_model_file(tmp_path, model_file, damage):
+    write_version(tmp_path, "m", model_file, {}, CALIBRATION)
+    folder = tmp_path / "m" / "1"
+    if damage == "edit":  # a band narrowed by hand
+        (folder / "calibration.json").write_text(json.dumps({**CALIBRATION, "quantiles": ["0.1 0.05", "1 0.5"]}))
+        words = "checksum mismatch for .*calibration.json"
+    elif damage == "delete":
+        (folder / "calibration.json").unlink()
+        words = "calibration.json is missing"
+    else:  # the manifest may not point outside the version
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["files"]["../other.json"] = manifest["files"].pop("calibration.json")
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        words = "not a file of the version"
+    with pytest.raises(IntegrityError, match=words):
+        verify_version(tmp_path, "m", 1)
+    with pytest.raises(IntegrityError, match=words):
+        load_model(tmp_path, "m")
+
+
+def test_concurrent_publishers_get_distinct_whole_versions(tmp_path, model_file):
+    """Two processes publishing into one name at once: every version is published once, under its own number,
+    with its own files and manifest, and verifies."""
+    store, count = tmp_path / "store", 15
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        jobs = [pool.apply_async(publish_many, (str(store), str(model_file), w, count, barrier)) for w in "ab"]
+        published = {writer: job.get(timeout=300) for writer, job in zip("ab", jobs, strict=True)}
+    numbers = published["a"] + published["b"]
+    assert sorted(numbers) == list(range(1, 2 * count + 1)) == list_versions(store, "m")
+    for writer, versions in published.items():
+        assert versions == sorted(versions)
+        for i, version in enumerate(versions):
+            path, manifest = verify_version(store, "m", version)
+            assert (manifest["writer"], manifest["index"], manifest["version"]) == (writer, i, version)
+            assert path.read_bytes().endswith(f"{writer}-{i}".encode())
+            assert load_calibration(store, "m", version, manifest) == {"by": writer, "i": i}
+    assert not [p for p in store.iterdir() if p.name.startswith(".staging")]
 
 
 def test_load_verifies_and_returns_a_working_model(tmp_path, model_file):
@@ -89,7 +154,7 @@ def test_damaged_versions_fail_with_a_clear_error(tmp_path, model_file, damage, 
     elif damage == "garbage":  # consistent checksum, unreadable archive
         model_path.write_bytes(b"not a keras archive")
         manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["sha256"] = model_store.sha256_of(model_path)
+        manifest["files"]["model.keras"] = model_store.sha256_of(model_path)
         (folder / "manifest.json").write_text(json.dumps(manifest))
     else:
         (folder / "manifest.json").write_text("{broken")

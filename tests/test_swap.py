@@ -39,7 +39,7 @@ def swap_store(tmp_path_factory, default_store, tiny_store):
     last.assign(np.full(last.shape, np.nan, dtype=np.float32))
     path = tmp_path_factory.mktemp("poisoned") / "model.keras"
     poisoned.save(path)
-    kept = {k: v for k, v in manifest.items() if k not in ("name", "version", "model_file", "sha256")}
+    kept = {k: v for k, v in manifest.items() if k not in ("name", "version", "files")}
     assert write_version(store, DEFAULT_MODEL, path, kept) == 3
     return store
 

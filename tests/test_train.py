@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,12 @@ def test_quick_training_lowers_validation_loss_and_publishes_a_version(tiny_stor
         h["val_loss"] for h in history if h["horizon"] == 150
     )
     assert loaded.manifest["architecture"]["units"] == QUICK.model.units
-    for key in ("sha256", "data", "seed", "libraries", "evaluation", "created_at"):
+    for key in ("files", "data", "seed", "libraries", "evaluation", "created_at"):
         assert key in loaded.manifest
+    assert set(loaded.manifest["files"]) == {"model.keras", "calibration.json"}
+    command = loaded.manifest["training"]["command"]  # the store by its name: nothing about this machine
+    assert command.startswith(f"python -m training train --store {tiny_store.name} --name tiny")
+    assert str(tiny_store.parent) not in command
     assert loaded.manifest["training"]["steps"] > 0 and loaded.manifest["training"]["wall_seconds"] > 0
 
 
@@ -214,3 +219,18 @@ def test_every_command_defaults_to_the_committed_store_and_the_service_default_m
     with pytest.raises(SystemExit):
         parse_args(["train", "--quick"])
     assert "the following arguments are required: --name" in capsys.readouterr().err
+
+
+def test_recorded_commands_hold_paths_relative_to_the_folder_holding_the_store(tmp_path, monkeypatch):
+    from training.command import recorded_command
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "runs" / "store"
+    argv = ["train", "--store", str(store), "--name", "n", "--data", "data/my file.csv", f"--data={tmp_path}/b.csv"]
+    assert recorded_command(argv, store) == (
+        "python -m training train --store store --name n --data '../data/my file.csv' --data=../b.csv"
+    )
+    assert recorded_command(["evaluate", "--store", "runs/store"], Path("runs/store")) == (
+        "python -m training evaluate --store store"
+    )
+    assert recorded_command(["evaluate"], Path("runs/store")) == "python -m training evaluate"  # the default store

@@ -67,11 +67,15 @@ def test_training_on_a_csv_publishes_a_version_recording_files_split_and_evaluat
     for entry in evaluation["series"].values():
         assert set(entry["mae"]) == {"model", "seasonal_naive", "window_mean", "persistence"}
         assert entry["relative"]["model"] == pytest.approx(entry["mae"]["model"] / entry["mae"]["seasonal_naive"], 1e-3)
-    assert manifest.get("calibration") is None and "mean_coverage" not in evaluation  # no 150-step validation window
+    assert load_model(data_store, "mine", 1).calibration is None  # no 150-step validation window
+    assert "calibration.json" not in manifest["files"] and "mean_coverage" not in evaluation
     ratios = [entry["relative"]["model"] for entry in evaluation["series"].values()]
     assert evaluation["overall"]["model"] == pytest.approx(np.sqrt(np.prod(ratios)), 1e-3)
     assert evaluation["beats_seasonal_naive"] == (evaluation["overall"]["model"] < 1)
-    assert "--data" in manifest["training"]["command"] and manifest["training"]["initialized_from"] is None
+    assert manifest["training"]["initialized_from"] is None
+    command = manifest["training"]["command"]  # paths relative to the folder holding the store: no machine's paths
+    assert f"--store {data_store.name} " in command and f"--data {data_dir.name}/wide.csv" in command
+    assert str(data_store.parent) not in command
 
 
 def test_parquet_long_and_npz_files_train_together(tmp_path, data_dir):
@@ -124,9 +128,10 @@ def test_a_long_enough_validation_part_calibrates_bands_scored_on_the_test_part(
     csv = str(data_dir / "wide.csv")
     args = ["--store", str(tmp_path), "--name", "banded"]
     assert main(["train", *args, *QUICK_RUN, "--data", csv, "--val-fraction", "0.2"]) == 0
-    manifest = load_model(tmp_path, "banded", 1).manifest
-    assert manifest["calibration"]["source"].startswith("validation windows of the training source")
-    top = manifest["calibration"]["levels"][-1]  # 200 validation steps: one window per series, levels up to 83
+    loaded = load_model(tmp_path, "banded", 1)
+    manifest = loaded.manifest
+    assert loaded.calibration["source"].startswith("validation windows of the training source")
+    top = loaded.calibration["levels"][-1]  # 200 validation steps: one window per series, levels up to 83
     assert 80 <= top < 95
     evaluation = manifest["evaluation"]
     for entry in evaluation["series"].values():

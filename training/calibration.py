@@ -1,4 +1,6 @@
-"""Prediction intervals by split conformal prediction, per horizon step (numpy only: the service uses it too).
+"""Prediction intervals by split conformal prediction, per horizon step: the calibration record and the bands
+(numpy only: the service uses it too; the calibration run is training/calibrate.py, coverage reports
+training/coverage.py).
 
 A score is a window's absolute error at one step divided by the wave's difficulty: the model's normalization
 scale (per-wave, per-feature standard deviation of the observed window it reads) times exp(x . beta_step), where
@@ -18,7 +20,7 @@ so their features are pooled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +111,7 @@ def log_difficulty(design: np.ndarray, sets: np.ndarray, coefficients: np.ndarra
 
 @dataclass(frozen=True)
 class Calibration:
-    """A manifest's calibration record, decoded once."""
+    """A version's calibration record (its calibration.json), decoded once."""
 
     levels: tuple[float, ...]
     knots: tuple[int, ...]
@@ -279,148 +281,3 @@ def rows(values: np.ndarray) -> list[str]:
 def parse_rows(lines: Sequence[str]) -> np.ndarray:
     """The inverse of `rows`."""
     return np.array([line.split() for line in lines], np.float64)
-
-
-def coverage_report(
-    predictions: Sequence[np.ndarray],
-    observed: Sequence[np.ndarray],
-    targets: Sequence[np.ndarray],
-    amplitudes: Sequence[np.ndarray],
-    calibration: Calibration,
-    levels: Sequence[float] = (80, 95),
-    buckets: Sequence[tuple[int, int]] = HORIZON_BUCKETS,
-) -> dict[str, Any]:
-    """Per level: the share of true values inside the band (overall and per horizon bucket), the mean width
-    relative to the amplitude, and the mean width over the MAE."""
-    inside = {level: [] for level in levels}
-    width = {level: [] for level in levels}
-    absolute = []
-    for prediction, seen, target, amplitude in zip(predictions, observed, targets, amplitudes, strict=True):
-        absolute.append(np.abs(prediction - target) / amplitude)
-        for level, (lower, upper) in bands(prediction, seen, calibration, levels).items():
-            inside[level].append((lower <= target) & (target <= upper))
-            width[level].append((upper - lower) / amplitude)
-    mae = float(np.concatenate(absolute).mean())
-    report = {}
-    for level in levels:
-        hit, span = np.concatenate(inside[level]), np.concatenate(width[level])
-        report[f"{level:g}"] = {
-            "coverage": round(float(hit.mean()), 4),
-            "per_horizon": {
-                f"{lo}-{hi}": round(float(hit[:, lo - 1 : hi].mean()), 4) for lo, hi in buckets if lo <= hit.shape[1]
-            },
-            "width": round(float(span.mean()), 4),
-            "width_over_mae": round(float(span.mean()) / mae, 2),
-        }
-    return report
-
-
-def series_coverage(
-    prediction: np.ndarray,
-    observed: np.ndarray,
-    target: np.ndarray,
-    calibration: Calibration,
-    levels: Sequence[float] = (80, 95),
-    known: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Coverage and mean width over the MAE of one series' windows, (k, H) predictions and targets of (k, T)
-    observed windows, counting only the `known` target values (gaps left out); levels the calibration cannot
-    bound are left out."""
-    known = np.ones(target.shape, bool) if known is None else known
-    mae = float(np.abs(prediction - target)[known].mean())
-    report = {}
-    levels = [level for level in levels if calibration.bounds(level)]
-    for level, (lower, upper) in bands(prediction[..., None], observed[..., None], calibration, levels).items():
-        lower, upper = lower[..., 0], upper[..., 0]
-        inside = (lower <= target) & (target <= upper)
-        width = float((upper - lower)[known].mean())
-        report[f"{level:g}"] = {
-            "coverage": round(float(inside[known].mean()), 4),
-            "per_horizon": {
-                f"{lo}-{hi}": round(float(inside[:, lo - 1 : hi][known[:, lo - 1 : hi]].mean()), 4)
-                for lo, hi in HORIZON_BUCKETS
-                if known[:, lo - 1 : hi].any()
-            },
-            "width_over_mae": round(width / mae, 2) if mae > 0 else None,
-        }
-    return report
-
-
-def mean_coverage(per_series: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The mean of several series' `series_coverage` per level (80 and 95, where every series has it): each
-    series counts once, however many windows it has."""
-    return {
-        level: round(float(np.mean([s[level]["coverage"] for s in per_series])), 4)
-        for level in ("80", "95")
-        if all(level in s for s in per_series)
-    }
-
-
-def coverage_cell(coverage: dict[str, Any]) -> str:
-    """'81 % / 94 %' from a `series_coverage` or a `mean_coverage`; '-' for a level the calibration cannot bound."""
-    share = {level: v["coverage"] if isinstance(v, dict) else v for level, v in coverage.items()}
-    return " / ".join(f"{100 * share[level]:.0f} %" if level in share else "-" for level in ("80", "95"))
-
-
-def calibrate(
-    predict: Callable[[np.ndarray], np.ndarray],
-    observed: Sequence[np.ndarray],
-    targets: Sequence[np.ndarray],
-    context: int,
-    pooled: bool,
-) -> dict[str, Any]:
-    """Calibrate a model on held-out windows: batches of equal length, observed (n, T, F) and targets (n, H, F)."""
-    return fit([predict(seen) for seen in observed], observed, targets, context, pooled)
-
-
-CALIBRATION_SEED = 20_240_605
-SINE_VARIANTS = "unit, scaled, noisy, short, shifted"
-SYNTHETIC_SINE_WAVES = 2000  # sine windows per variant beside a synthetic model's own calibration windows
-
-
-def sine_calibration_sets(architecture: dict[str, Any], waves: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(observed, target) windows of the validation split (category 2), `waves` of each test variant (unit,
-    scaled, noisy, short, shifted) in 50 observed lengths each, drawn with their own seed."""
-    from training.evaluate import evaluation_sets
-
-    sets = evaluation_sets(
-        waves, architecture["features"], architecture["horizon"], groups=50, seed=CALIBRATION_SEED, split="validation"
-    )
-    return [pair for dataset in sets.values() for pair in zip(dataset.observed, dataset.target, strict=True)]
-
-
-def sine_calibration(
-    predict: Callable[[np.ndarray], np.ndarray], architecture: dict[str, Any], waves: int = 1000
-) -> dict[str, Any]:
-    """Calibrate on the sine calibration windows (`sine_calibration_sets`)."""
-    pairs = sine_calibration_sets(architecture, waves)
-    record = calibrate(
-        predict, *zip(*pairs, strict=True), architecture["max_context"], architecture["channel_independent"]
-    )
-    return {"source": f"sines, validation split: {waves} windows of each of {SINE_VARIANTS}", **record}
-
-
-def calibrate_source(predict: Callable[[np.ndarray], np.ndarray], source: Any, config: Any) -> dict[str, Any]:
-    """Calibrate a freshly trained model: on the sine calibration set when `source` is None (the reference
-    sines), on the sine calibration set and the synthetic family's calibration windows, else on the full-horizon
-    validation windows of its training source (e.g. a user's files)."""
-    from training.synthetic import SyntheticSource
-
-    model = config.model
-    if source is None:
-        return sine_calibration(predict, model.to_dict())
-    if isinstance(source, SyntheticSource):
-        synthetic = source.calibration_sets(config)
-        sets = sine_calibration_sets(model.to_dict(), SYNTHETIC_SINE_WAVES) + synthetic
-        described = (
-            f"sines, validation split: {SYNTHETIC_SINE_WAVES} windows of each of {SINE_VARIANTS}; synthetic "
-            f"family: {config.validation_waves} windows at each of {len(synthetic)} observed lengths"
-        )
-    else:
-        sets = source.validation_sets(config)
-        described = f"validation windows of the training source ({source.describe()['source']})"
-    pairs = [(seen, target) for seen, target in sets if target.shape[1] == model.horizon]
-    if not pairs:
-        raise CalibrationError("the training source has no full-horizon validation windows")
-    record = calibrate(predict, *zip(*pairs, strict=True), model.max_context, model.channel_independent)
-    return {"source": described, **record}

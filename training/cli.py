@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
@@ -281,6 +280,8 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
 
 
 def run_train(args: argparse.Namespace) -> dict:
+    from training.calibrate import calibrate_or_log
+    from training.command import recorded_command
     from training.publish import train_and_publish
 
     initial = None
@@ -290,79 +291,16 @@ def run_train(args: argparse.Namespace) -> dict:
         initial = load_model(args.store, *init_reference(args.init_from, args.name))
     config = train_config(args, initial.manifest if initial else None)
     source = training_source(args, config)
-    command = "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
     return train_and_publish(
         args.store,
         args.name,
         config,
-        command=command,
+        command=recorded_command(args.argv, args.store),
         calibrate=calibrate_or_log,
         source=source,
         initial=initial,
         eval_waves=args.eval_waves,
     )
-
-
-def calibrate_or_log(predictor, source, config: TrainConfig, log) -> dict | None:
-    """Prediction-interval calibration of a trained model (None, logged, when its data are too few)."""
-    from training.calibration import CalibrationError, calibrate_source
-
-    log("calibrating prediction intervals on held-out validation windows")
-    try:
-        return calibrate_source(predictor, source, config)
-    except CalibrationError as error:
-        log(f"no prediction intervals: {error}")
-        return None
-
-
-def run_calibrate(args: argparse.Namespace) -> dict:
-    """Calibrate a published version again and publish the result as the next version: on the sine calibration
-    set, or for a model trained on the synthetic family on that family's validation windows (then its
-    real-series evaluation is redone with the bands)."""
-    from model_store import load_manifest, resolve_version, write_version
-    from training.calibration import CalibrationError, calibrate_source, sine_calibration
-    from training.evaluate import evaluate
-    from training.loading import load_model
-    from training.own_data import architecture_of
-    from training.predict import Predictor
-
-    version = resolve_version(args.store, args.name, args.version)
-    data = load_manifest(args.store, args.name, version).get("data", {})
-    source = data.get("source", "sines")
-    if source not in ("sines", "synthetic"):
-        raise CalibrationError(f"{args.name}/{version} was trained on {source}; `train` calibrates such models")
-    loaded = load_model(args.store, args.name, version)
-    architecture = loaded.manifest["architecture"]
-    predictor = Predictor(loaded.model)
-    updates = {}
-    if source == "synthetic":
-        from training.real_series import evaluate_real, model_forecast
-        from training.synthetic import synthetic_source_of
-
-        model = architecture_of(loaded.manifest)
-        recorded = loaded.manifest["training"]["config"]
-        config = TrainConfig(model=model, seed=recorded["seed"], validation_waves=recorded["validation_waves"])
-        calibration = calibrate_source(predictor, synthetic_source_of(data, model.features), config)
-        real = evaluate_real(model_forecast(predictor), model.max_context, model.horizon, calibration=calibration)
-        updates["real_evaluation"] = real
-    else:
-        calibration = sine_calibration(predictor, architecture, args.waves)
-    evaluation = evaluate(predictor, args.eval_waves, architecture["features"], architecture["horizon"], calibration)
-    command = "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
-    manifest = {
-        **{k: v for k, v in loaded.manifest.items() if k not in ("name", "version", "model_file", "sha256")},
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "evaluation": evaluation,
-        **updates,
-        "calibration": calibration,
-        "calibrated_from": {"version": loaded.version, "sha256": loaded.manifest["sha256"], "command": command},
-    }
-    version = write_version(args.store, args.name, loaded.path, manifest)
-    intervals = {name: variant["intervals"] for name, variant in evaluation["variants"].items()}
-    answer = {"name": args.name, "version": version, "calibrated_from": loaded.version, "intervals": intervals}
-    if "real_evaluation" in updates:
-        answer["real_mean_coverage"] = updates["real_evaluation"]["mean_coverage"]
-    return answer
 
 
 def run_evaluate(args: argparse.Namespace) -> dict:
@@ -409,7 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             answer = run_evaluate(args)
         elif args.command == "calibrate":
-            answer = run_calibrate(args)
+            from training.calibrate import recalibrate
+            from training.command import recorded_command
+
+            command = recorded_command(args.argv, args.store)
+            answer = recalibrate(args.store, args.name, args.version, args.waves, args.eval_waves, command)
         else:
             from training.export import export_version
 

@@ -20,7 +20,8 @@ Forecaster = Callable[[np.ndarray], np.ndarray]  # waves (n, T, F) -> completion
 def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibration: dict | None = None) -> dict:
     """Evaluate each model ("model", and "initial_model" for a fine-tune) and the baselines on the test windows;
     with the model's calibration record, also the coverage of its 80 % and 95 % bands."""
-    from training.calibration import Calibration, mean_coverage, series_coverage
+    from training.calibration import Calibration
+    from training.coverage import mean_coverage, series_coverage
 
     bands_from = Calibration.from_record(calibration) if calibration else None
     horizon, features = source.model.horizon, source.model.features

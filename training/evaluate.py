@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.baselines import BASELINES
-from training.calibration import HORIZON_BUCKETS, Calibration, coverage_report
+from training.calibration import HORIZON_BUCKETS, Calibration
 from training.config import DataSpec
+from training.coverage import coverage_report
 from training.data import add_noise, scale_and_offset, unit_waves
 from training.loading import LoadedModel
 from training.predict import Predictor
@@ -119,5 +120,4 @@ def evaluate_version(loaded: LoadedModel, waves: int = 470) -> dict:
     """`evaluate` a published version, with the bands of its calibration record."""
     architecture = loaded.manifest["architecture"]
     predictor = Predictor(loaded.model)
-    calibration = loaded.manifest.get("calibration")
-    return evaluate(predictor, waves, architecture["features"], architecture["horizon"], calibration)
+    return evaluate(predictor, waves, architecture["features"], architecture["horizon"], loaded.calibration)

@@ -8,26 +8,28 @@ from pathlib import Path
 import keras
 
 import training.layers  # noqa: F401  registers the custom layers
-from model_store import CorruptModelError, resolve_version, verify_version
+from model_store import CorruptModelError, load_calibration, resolve_version, verify_version
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model with the manifest it was published with."""
+    """A verified model with the manifest it was published with and its calibration record (None: uncalibrated)."""
 
     name: str
     version: int
     model: keras.Model
     manifest: dict
     path: Path
+    calibration: dict | None = None
 
 
 def load_model(store: Path, name: str, version: int | str | None = None) -> LoadedModel:
-    """Resolve, verify and load a version with Keras in safe mode."""
+    """Resolve and verify a version (every file against its sha256), and load it with Keras in safe mode."""
     number = resolve_version(store, name, version)
     path, manifest = verify_version(store, name, number)
+    calibration = load_calibration(store, name, number, manifest)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
         raise CorruptModelError(f"cannot load {path}: {error}") from error
-    return LoadedModel(name=name, version=number, model=model, manifest=manifest, path=path)
+    return LoadedModel(name=name, version=number, model=model, manifest=manifest, path=path, calibration=calibration)

@@ -48,5 +48,5 @@ def evaluate_stored(store: Path, loaded, paths: list[Path], split_overrides: dic
             models["initial_model"] = Predictor(initial.model)
         except ModelNotFoundError:
             pass
-    report = evaluate_on_data(models, source, loaded.manifest.get("calibration"))
+    report = evaluate_on_data(models, source, loaded.calibration)
     return {"data": source.describe(), "initialized_from": lineage, **report}

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from model_store import write_version
+from model_store import MODEL_FILE, write_version
 from training.config import ModelConfig, TrainConfig
 from training.data_evaluation import evaluate_on_data
 from training.evaluate import evaluate
@@ -97,10 +97,9 @@ def train_and_publish(
             },
             "evaluation": evaluation,
             "real_evaluation": real_evaluation,
-            "calibration": calibration,
             "libraries": library_versions(),
         }
-        version = write_version(store, name, work / "best.keras", manifest)
+        version = write_version(store, name, work / "best.keras", manifest, calibration)
         published = True
     finally:
         if trained and not published:  # a failure after training must not throw the trained weights away
@@ -117,7 +116,7 @@ def lineage_of(initial: LoadedModel) -> dict:
     return {
         "name": initial.name,
         "version": initial.version,
-        "sha256": initial.manifest["sha256"],
+        "sha256": initial.manifest["files"][MODEL_FILE],
         "command": previous["command"],
         "steps": previous["steps"],
         "wall_seconds": previous["wall_seconds"],

@@ -107,7 +107,8 @@ def evaluate_real(
 ) -> dict:
     """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE, and
     with a calibration record the coverage of its 80 % and 95 % bands."""
-    from training.calibration import Calibration, mean_coverage, series_coverage
+    from training.calibration import Calibration
+    from training.coverage import mean_coverage, series_coverage
 
     bands_from = Calibration.from_record(calibration) if calibration else None
     report: dict = {"metric": "MAE / seasonal-naive MAE (known period)", "context": context, "series": {}}
@@ -165,5 +166,4 @@ def evaluate_version(loaded) -> dict:
 
     architecture = loaded.manifest["architecture"]
     forecast = model_forecast(Predictor(loaded.model))
-    calibration = loaded.manifest.get("calibration")
-    return evaluate_real(forecast, architecture["max_context"], architecture["horizon"], calibration=calibration)
+    return evaluate_real(forecast, architecture["max_context"], architecture["horizon"], calibration=loaded.calibration)

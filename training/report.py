@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.calibration import coverage_cell
+from training.coverage import coverage_cell
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
