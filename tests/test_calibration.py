@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from model_store import list_versions, load_manifest, resolve_version, verify_version
-from training.calibration import Calibration, CalibrationError, bands, conformal_quantile, fit
+from training.calibration import (
+    START_TERMS,
+    Calibration,
+    CalibrationError,
+    bands,
+    conformal_quantile,
+    fit,
+    parse_rows,
+    rows,
+)
 from training.cli import main
 from training.coverage import coverage_report, series_coverage
 from training.loading import load_model
@@ -157,6 +166,23 @@ def test_the_committed_calibrations_give_the_bands_they_gave_inside_the_manifest
     got = (upper80[0, 0], upper80[49, 0], upper80[149, 0], upper95[149, 4])
     np.testing.assert_allclose(got, BANDS_BEFORE_THE_MOVE[name, version], rtol=1e-6)
     assert "calibration" not in loaded.manifest and set(loaded.manifest["files"]) == {"model.keras", "calibration.json"}
+
+
+def test_records_from_before_the_start_terms_are_read_the_way_they_were_fitted():
+    """Records published before the start terms (wave/4 to wave/7 and general/2, in git history) have no start
+    coefficients: they are read without those terms, and every coefficient meets its own design term."""
+    observed, target, prediction = synthetic_sets(5, 3)
+    full = fit(prediction, observed, target, context=300, pooled=True)
+    design = full["design"]
+    keep = [i for i, term in enumerate(design) if term not in START_TERMS]
+    groups, horizon = full["coefficient_groups"], full["quantile_shape"][2]
+    coefficients = parse_rows(full["coefficients"]).reshape(groups, len(design), horizon)[:, keep]
+    old = {**full, "design": [design[i] for i in keep], "coefficients": rows(coefficients.reshape(-1, horizon))}
+    calibration = Calibration.from_record(old)
+    assert not calibration.start_terms and calibration.coefficients.shape[1] == len(keep) == len(design) - 4
+    lower, upper = bands(prediction[6], observed[6], calibration, [80])[80]
+    assert np.all(lower < prediction[6]) and np.all(prediction[6] < upper) and np.all(np.isfinite(upper))
+    assert not np.allclose(upper, bands(prediction[6], observed[6], Calibration.from_record(full), [80])[80][1])
 
 
 def repeating_or_wandering_windows(rng, n, steps):
