@@ -29,11 +29,13 @@ def exported(tiny_store, tmp_path_factory):
     return base, json.loads(out)
 
 
-def test_export_writes_tensorflow_serving_layout(exported):
+def test_export_writes_tensorflow_serving_layout(exported, tiny_store):
     base, summary = exported
     assert (base / "tiny" / "1" / "saved_model.pb").is_file()
     assert (base / "tiny" / "1" / "variables").is_dir()
     assert json.loads((base / "tiny" / "1" / "assets.extra" / "manifest.json").read_text())["name"] == "tiny"
+    record = (base / "tiny" / "1" / "assets.extra" / "calibration.json").read_bytes()  # the bands' record too
+    assert record == (tiny_store / "tiny" / "1" / "calibration.json").read_bytes()
     assert [p.name for p in (base / "tiny").iterdir()] == ["1"]  # no staging folder left behind
     assert summary["name"] == "tiny" and summary["version"] == 1 and summary["path"] == str(base / "tiny" / "1")
     assert summary["inputs"] == {"wave": {"dtype": "float32", "shape": [None, None, 5]}}

@@ -73,7 +73,7 @@ def max_difference(model: Any, signature: Any, waves: np.ndarray) -> float:
 
 def export_version(store: Path, name: str, version: int | str | None, base: Path) -> dict[str, Any]:
     """Export one store version to `base/<name>/<version>/`: built and checked aside, then renamed into place."""
-    from model_store import MANIFEST_FILE, resolve_version
+    from model_store import MANIFEST_FILE, MODEL_FILE, resolve_version
     from training.loading import load_model
 
     started = time.monotonic()
@@ -89,7 +89,8 @@ def export_version(store: Path, name: str, version: int | str | None, base: Path
         write_saved_model(loaded.model, staging)
         extra = staging / "assets.extra"  # TensorFlow Serving's place for files beside the model
         extra.mkdir(exist_ok=True)
-        shutil.copyfile(loaded.path.with_name(MANIFEST_FILE), extra / MANIFEST_FILE)
+        for file in [MANIFEST_FILE, *(f for f in loaded.manifest["files"] if f != MODEL_FILE)]:  # e.g. calibration
+            shutil.copyfile(loaded.path.with_name(file), extra / file)
         signature = load_signature(staging)
         difference = max_difference(loaded.model, signature, check_waves(loaded.model.input_shape[-1]))
         if not difference <= TOLERANCE:
