@@ -12,10 +12,10 @@ from app.batching import MicroBatcher
 from app.metrics import Metrics
 from app.schemas import ANY_FEATURES, InputLength, LayerInfo, ModelRef, ModelSummary
 from app.settings import Settings
-from model_store import CALIBRATION_FILE, CorruptModelError
-from training.calibration import Calibration, CalibrationError
+from model_store import CorruptModelError
+from training.calibration import Calibration
 from training.data import unit_waves
-from training.loading import LoadedModel, load_model
+from training.loading import calibration_of, load_model
 from training.predict import Predictor
 
 logger = logging.getLogger("app")
@@ -74,15 +74,6 @@ def load_served_model(settings: Settings, metrics: Metrics, name: str, version: 
         summary=summary,
         calibration=calibration_of(loaded),
     )
-
-
-def calibration_of(loaded: LoadedModel) -> Calibration | None:
-    """The version's decoded calibration record (its checksum verified on loading), None without one; a damaged
-    one makes the version unusable."""
-    try:
-        return None if loaded.calibration is None else Calibration.from_record(loaded.calibration)
-    except CalibrationError as error:
-        raise CorruptModelError(f"{loaded.path.parent / CALIBRATION_FILE}: {error}") from error
 
 
 def smoke_test(predict: Predictor, features: int, min_steps: int) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -12,19 +10,8 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
-from training.xla_flags import default_compile_cache
-
-
-def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (container CPU limits)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-    except (OSError, ValueError):
-        return cpus
-    if quota == "max":
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+from training.gaps import MAX_GAP_FRACTION
+from training.xla_flags import available_cpus, default_compile_cache
 
 
 def parse_model_list(text: str) -> dict[str, str | None]:
@@ -52,7 +39,10 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body; larger gets 413")
     max_abs_value: float = Field(1e12, gt=0, description="largest magnitude of an input value")
     max_gap_fraction: float = Field(
-        0.5, ge=0, le=1, description="largest share of a feature's steps that may be gaps (filled before the model)"
+        MAX_GAP_FRACTION,
+        ge=0,
+        le=1,
+        description="largest share of a feature's steps that may be gaps (filled before the model)",
     )
 
 

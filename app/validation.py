@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.settings import Limits
-from training.gaps import GapError, fill_gaps
+from training.gaps import GapError, fill_observed
 
 
 class WaveError(ValueError):
@@ -44,15 +44,7 @@ def wave_array(
         row, column = np.argwhere(too_large)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} exceeds {limits.max_abs_value:g} in magnitude")
     try:
-        filled, count = fill_gaps(array, limits.max_gap_fraction, label)
+        filled, count = fill_observed(array, limits.max_gap_fraction, label, context)
     except GapError as error:
         raise WaveError(str(error)) from None
-    if count and context is not None and len(array) > context:
-        missing = np.isnan(array[-context:]).sum(axis=0)
-        feature = int(np.argmax(missing))
-        if missing[feature] > limits.max_gap_fraction * context:
-            raise WaveError(
-                f"{label}: feature {feature} misses {missing[feature]} of the last {context} steps, which the model "
-                f"reads ({missing[feature] / context:.0%}), more than the {limits.max_gap_fraction:.0%} allowed"
-            )
     return filled.astype(np.float32), count

@@ -17,8 +17,8 @@ import ray
 from ray import serve
 
 from app.ray_serve import ServeArgs, build
-from app.settings import available_cpus
 from benchmarks.serving import cpu_seconds, drive, free_port, request_bodies, rss_mb
+from training.xla_flags import available_cpus
 
 APP = "wave"
 

@@ -212,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    from app.settings import available_cpus, get_settings
+    from app.settings import get_settings
     from model_store import list_models
+    from training.xla_flags import available_cpus
 
     settings = get_settings()
     model = args.model or settings.model_name

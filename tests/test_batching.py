@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from app.batching import MicroBatcher
-from app.settings import Settings, available_cpus
+from app.settings import Settings
 from training.predict import batch_buckets
-from training.xla_flags import ONE_CORE_PER_CALL, keep_calls_on_one_core
+from training.xla_flags import ONE_CORE_PER_CALL, available_cpus, keep_calls_on_one_core
 
 pytestmark = pytest.mark.anyio
 

@@ -41,3 +41,24 @@ def fill_gaps(wave: np.ndarray, max_gap_fraction: float, label: str = "wave") ->
         known = ~gaps
         filled[gaps, feature] = np.interp(positions[gaps], positions[known], values[known, feature])
     return filled, count
+
+
+MAX_GAP_FRACTION = 0.5  # the service's default (WAVE_LIMIT_MAX_GAP_FRACTION) and `wave-complete`'s
+
+
+def fill_observed(
+    wave: np.ndarray, max_gap_fraction: float, label: str = "wave", context: int | None = None
+) -> tuple[np.ndarray, int]:
+    """`fill_gaps` of an observed wave (T, F) about to be completed: with `context` (the steps the model reads)
+    the gap limit holds over those last steps too, not only over the whole wave (GapError names the feature)."""
+    filled, count = fill_gaps(wave, max_gap_fraction, label)
+    values = np.asarray(wave)
+    if count and context is not None and len(values) > context:
+        missing = np.isnan(values[-context:]).sum(axis=0)
+        feature = int(np.argmax(missing))
+        if missing[feature] > max_gap_fraction * context:
+            raise GapError(
+                f"{label}: feature {feature} misses {missing[feature]} of the last {context} steps, which the model "
+                f"reads ({missing[feature] / context:.0%}), more than the {max_gap_fraction:.0%} allowed"
+            )
+    return filled, count

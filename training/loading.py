@@ -8,7 +8,8 @@ from pathlib import Path
 import keras
 
 import training.layers  # noqa: F401  registers the custom layers
-from model_store import CorruptModelError, load_calibration, resolve_version, verify_version
+from model_store import CALIBRATION_FILE, CorruptModelError, load_calibration, resolve_version, verify_version
+from training.calibration import Calibration, CalibrationError
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,12 @@ def load_model(store: Path, name: str, version: int | str | None = None) -> Load
     except Exception as error:  # Keras raises many types for a damaged archive
         raise CorruptModelError(f"cannot load {path}: {error}") from error
     return LoadedModel(name=name, version=number, model=model, manifest=manifest, path=path, calibration=calibration)
+
+
+def calibration_of(loaded: LoadedModel) -> Calibration | None:
+    """The version's decoded calibration record (its checksum verified on loading), None without one; a damaged
+    one makes the version unusable."""
+    try:
+        return None if loaded.calibration is None else Calibration.from_record(loaded.calibration)
+    except CalibrationError as error:
+        raise CorruptModelError(f"{loaded.path.parent / CALIBRATION_FILE}: {error}") from error

@@ -5,9 +5,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+
+def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (container CPU limits)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
 
 # XLA:CPU hands matrix products to YNNPACK, which splits them over every core: for this model's small products a
 # call then keeps ~1.7 cores busy for the speed of one (measured), and two calls side by side go no faster.
