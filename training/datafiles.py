@@ -1,20 +1,30 @@
-"""Reading a user's recorded series: CSV and Parquet (wide or long), NumPy .npy/.npz.
+"""Reading a user's recorded series: CSV and Parquet (wide or long), NumPy .npy/.npz, streamed in chunks.
 
 Shapes:
-- wide: one column per series, rows are consecutive steps, oldest first; a column named `ds` (time stamps) is
-  skipped. Each series runs from its first to its last value, so columns of different lengths are fine.
+- wide: one column per series, rows are consecutive steps, oldest first; a time column (named `ds`, `date`,
+  `time`, `timestamp` or `datetime`, or a first column whose first cell is a time stamp) gives every series its
+  time stamps. Each series runs from its first to its last value, so columns of different lengths are fine.
 - long: columns `unique_id`, `ds`, `y` (the Nixtla/statsforecast convention), sorted by `ds` within a series.
 - NumPy: a 1-D array is one series, a 2-D array is steps x series; every array of an .npz is read.
 
-Gaps (empty cells, `nan`, `NA`, Parquet nulls, NaN) stay NaN here; they are filled per split part (see
-training/file_source.py). Errors name the file and, where there is one, the line (1 = the header line) and column.
+`series_chunks` streams a file's series in chunks of about CHUNK_VALUES values, so a file larger than memory is
+read piece by piece: a long file is read twice (first only its `unique_id` column, to know where each series
+ends), and a series leaves as soon as its last row is read (rows grouped by series hold one series at a time;
+interleaved series are held until their last rows); a wide Parquet file or a `.npy` is read a group of columns at
+a time; a wide CSV file (every row holds every series) is held as numbers, 8 bytes a value.
+
+Gaps (empty cells, `nan`, `NA`, Parquet nulls, NaN) stay NaN here. Time stamps (`Series.stamps`) are integers
+(int64) or times (datetime64[ms]); None when the file has none or they are neither. Errors name the file and,
+where there is one, the line (1 = the header line) and column.
 """
 
 from __future__ import annotations
 
 import csv
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +32,10 @@ import numpy as np
 from model_store import sha256_of
 
 LONG_COLUMNS = ("unique_id", "ds", "y")
-TIME_COLUMN = "ds"
+TIME_COLUMNS = ("ds", "date", "time", "timestamp", "datetime")  # names of a wide file's time column (any case)
 GAP_CELLS = {"", "nan", "na"}
+CHUNK_VALUES = 1 << 22  # values per chunk of series (32 MiB as float64)
+TIME_UNIT = "datetime64[ms]"
 
 
 class DataFileError(ValueError):
@@ -32,10 +44,12 @@ class DataFileError(ValueError):
 
 @dataclass(frozen=True)
 class Series:
-    """One recorded series: `values` (float64, NaN for gaps), named `<file>:<column or id or array>`."""
+    """One recorded series: `values` (float64, NaN for gaps), named `<file>:<column or id or array>`, and its
+    time stamps (int64 or datetime64[ms], one per value; None: none in the file)."""
 
     name: str
     values: np.ndarray
+    stamps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -72,14 +86,9 @@ def read_data_files(paths: list[Path], min_length: int) -> list[DataFile]:
 
 
 def read_data_file(path: Path, min_length: int) -> DataFile:
-    """Read one file by its suffix (.csv, .parquet, .npy, .npz) and check every series' length."""
-    readers = {".csv": _read_csv, ".parquet": _read_parquet, ".npy": _read_numpy, ".npz": _read_numpy}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise DataFileError(f"{path}: unknown file type {path.suffix!r} (use .csv, .parquet, .npy or .npz)")
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    layout, series = reader(path)
+    """Read one file whole and check every series' length."""
+    layout, chunks = series_chunks(path)
+    series = [item for chunk in chunks for item in chunk]
     if not series:
         raise DataFileError(f"{path}: holds no series")
     for item in series:
@@ -93,14 +102,31 @@ def read_data_file(path: Path, min_length: int) -> DataFile:
     return DataFile(path, path.stat().st_size, sha256_of(path), layout, series)
 
 
+def series_chunks(path: Path, chunk_values: int = CHUNK_VALUES) -> tuple[str, Iterator[list[Series]]]:
+    """A file's layout ("wide", "long" or "array") and its series, in chunks of about `chunk_values` values
+    (see the module docstring); read by its suffix (.csv, .parquet, .npy, .npz). DataFileError names what is
+    wrong: at once for the file's type and header, while iterating for its content."""
+    path = Path(path)
+    readers = {".csv": _read_csv, ".parquet": _read_parquet, ".npy": _read_numpy, ".npz": _read_numpy}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise DataFileError(f"{path}: unknown file type {path.suffix!r} (use .csv, .parquet, .npy or .npz)")
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    return reader(path, max(1, chunk_values))
+
+
 def _label(path: Path, key: str) -> str:
     return f"{path.name}:{key}"
 
 
-def _trimmed(values: np.ndarray) -> np.ndarray:
+def _trimmed(name: str, values: np.ndarray, stamps: np.ndarray | None) -> Series:
     """A wide column from its first to its last value (leading and trailing gaps are not part of the series)."""
     present = np.flatnonzero(~np.isnan(values))
-    return values[present[0] : present[-1] + 1] if len(present) else values
+    if len(present):
+        keep = slice(present[0], present[-1] + 1)
+        values, stamps = values[keep], None if stamps is None else stamps[keep]
+    return Series(name, values, stamps)
 
 
 def _is_number_text(cell: str) -> bool:
@@ -109,6 +135,34 @@ def _is_number_text(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_time_text(cell: str) -> bool:
+    try:
+        np.datetime64(cell.strip(), "ms")
+    except ValueError:
+        return False
+    return not _is_number_text(cell)
+
+
+def time_stamps(cells) -> np.ndarray | None:
+    """Time stamps from a column's cells: int64 when every one is a whole number, datetime64[ms] when every one
+    is a time (ISO 8601 text, or times already), else None."""
+    cells = np.asarray(cells)
+    if np.issubdtype(cells.dtype, np.datetime64):
+        return cells.astype(TIME_UNIT)
+    if np.issubdtype(cells.dtype, np.number):
+        numbers = cells.astype(np.float64)
+    else:
+        try:
+            numbers = np.array([float(cell) for cell in cells.tolist()], np.float64)
+        except (TypeError, ValueError):
+            try:
+                return np.array([str(cell).strip() for cell in cells.tolist()], TIME_UNIT)
+            except ValueError:
+                return None
+    whole = np.isfinite(numbers).all() and (numbers == np.round(numbers)).all()
+    return numbers.astype(np.int64) if whole else None
 
 
 def _cell_value(path: Path, line: int, column: int, name: str, cell: str) -> float:
@@ -124,45 +178,88 @@ def _cell_value(path: Path, line: int, column: int, name: str, cell: str) -> flo
     return value
 
 
-def _read_csv(path: Path) -> tuple[str, list[Series]]:
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of every non-blank CSV line; DataFileError for an unreadable file."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    yield reader.line_num, row
     except (UnicodeDecodeError, csv.Error) as error:
         raise DataFileError(f"{path}: not a readable CSV file: {error}") from None
-    if not rows:
+
+
+def _csv_header(path: Path) -> tuple[int, list[str]]:
+    rows = _csv_rows(path)
+    first = next(rows, None)
+    rows.close()
+    if first is None:
         raise DataFileError(f"{path}: is empty")
-    first_line, first = rows[0]
-    header = [cell.strip() for cell in first]
+    first_line, cells = first
+    header = [cell.strip() for cell in cells]
     if all(_is_number_text(cell) for cell in header if cell):
         raise DataFileError(
-            f"{path}: line {first_line} is not a header row ({','.join(first)[:60]!r}): the first line must name "
+            f"{path}: line {first_line} is not a header row ({','.join(cells)[:60]!r}): the first line must name "
             f"the columns, e.g. one name per series (wide) or unique_id,ds,y (long)"
         )
     for index, name in enumerate(header, start=1):
         if not name:
             raise DataFileError(f"{path}: line {first_line}, column {index}: empty column name")
-    body = rows[1:]
-    for line, row in body:
+    return first_line, header
+
+
+def _csv_body(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+    rows = _csv_rows(path)
+    next(rows)
+    for line, row in rows:
         if len(row) != len(header):
             raise DataFileError(f"{path}: line {line} has {len(row)} cells, the header has {len(header)}")
+        yield line, row
 
-    def column_values(column: int) -> np.ndarray:
-        name = header[column]
-        return np.array([_cell_value(path, line, column + 1, name, row[column]) for line, row in body], np.float64)
 
+def _read_csv(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+    _, header = _csv_header(path)
     if "unique_id" in header:
         _check_long_header(path, header)
-        ids = [row[header.index("unique_id")].strip() for _, row in body]
-        stamps = [row[header.index("ds")].strip() for _, row in body]
-        lines = [line for line, _ in body]
-        return "long", _long_series(path, ids, stamps, column_values(header.index("y")), lines)
-    series = []
+        return "long", _csv_long(path, header, chunk_values)
+    return "wide", _csv_wide(path, header, chunk_values)
+
+
+def _time_column(names: list[str], first_cells: list[str] | None) -> int | None:
+    """The index of a wide file's time column: one named like TIME_COLUMNS, else a first column whose first
+    cell is a time stamp."""
+    for index, name in enumerate(names):
+        if name.lower() in TIME_COLUMNS:
+            return index
+    return 0 if first_cells and _is_time_text(str(first_cells[0])) else None
+
+
+def _csv_wide(path: Path, header: list[str], chunk_values: int) -> Iterator[list[Series]]:
+    body = _csv_body(path, header)
+    first = next(body, None)
+    if first is None:
+        return
+    time = _time_column(header, first[1])
+    columns = [array("d") for _ in header]
+    cells: list[str] = []
+    for line, row in chain([first], body):
+        for column, cell in enumerate(row):
+            if column == time:
+                cells.append(cell)
+            else:
+                columns[column].append(_cell_value(path, line, column + 1, header[column], cell))
+    stamps = time_stamps(cells) if time is not None else None
+    chunk: list[Series] = []
     for column, name in enumerate(header):
-        if name != TIME_COLUMN:
-            series.append(Series(_label(path, name), _trimmed(column_values(column))))
-    return "wide", series
+        if column != time:
+            chunk.append(_trimmed(_label(path, name), np.frombuffer(columns[column], np.float64), stamps))
+            columns[column] = array("d")
+            if sum(len(s.values) for s in chunk) >= chunk_values:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def _check_long_header(path: Path, header: list[str]) -> None:
@@ -177,67 +274,180 @@ def _check_long_header(path: Path, header: list[str]) -> None:
         raise DataFileError(f"{path}: a column name appears twice in the header")
 
 
-def _long_series(path: Path, ids: list[str], stamps: list, values: np.ndarray, lines: list[int]) -> list[Series]:
-    """Group long-form rows by unique_id (in order of first appearance); check ds increases within each.
+class _LongSeries:
+    """The rows of one long-form series read so far."""
 
-    `lines` gives each row's position for error messages (the CSV line, or the Parquet row counting from 1).
-    """
-    rows_of: dict[str, list[int]] = {}
-    for row, key in enumerate(ids):
-        rows_of.setdefault(key, []).append(row)
-    numeric = all(isinstance(s, (int, float, np.integer, np.floating)) or _is_number_text(str(s)) for s in stamps)
-    keys = [float(s) for s in stamps] if numeric else [str(s) for s in stamps]
-    series = []
-    for key, rows in rows_of.items():
-        for before, row in pairwise(rows):
-            if not keys[row] > keys[before]:
+    def __init__(self) -> None:
+        self.values: list[np.ndarray] = []
+        self.stamps: list[np.ndarray] = []
+        self.lines: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray, stamps: np.ndarray, lines: np.ndarray) -> None:
+        self.values.append(values)
+        self.stamps.append(stamps)
+        self.lines.append(lines)
+
+    def series(self, path: Path, key: str) -> Series:
+        """The finished series; DataFileError (naming both lines) where its ds does not increase."""
+        values, cells, lines = (np.concatenate(parts) for parts in (self.values, self.stamps, self.lines))
+        stamps = time_stamps(cells)
+        order = stamps if stamps is not None else np.array([str(cell) for cell in cells.tolist()])
+        if len(order) > 1:
+            wrong = np.flatnonzero(~(order[1:] > order[:-1]))
+            if len(wrong):
+                before, row = int(wrong[0]), int(wrong[0]) + 1
                 raise DataFileError(
-                    f"{path}: line {lines[row]}: ds {stamps[row]!r} of series {key!r} does not come after "
-                    f"{stamps[before]!r} (line {lines[before]}): sort the rows by ds within each series"
+                    f"{path}: line {lines[row]}: ds {cells[row]!r} of series {key!r} does not come after "
+                    f"{cells[before]!r} (line {lines[before]}): sort the rows by ds within each series"
                 )
-        series.append(Series(_label(path, key), values[rows]))
-    return series
+        return Series(_label(path, key), values, stamps)
 
 
-def _read_parquet(path: Path) -> tuple[str, list[Series]]:
+def _long_series(
+    path: Path,
+    batches: Iterator[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]],
+    last_line: dict[str, int],
+    chunk_values: int,
+) -> Iterator[list[Series]]:
+    """Group long-form rows (batches of ids, ds cells, values and lines) by unique_id; a series is finished at
+    its last line (`last_line`, from a first pass), then yielded in chunks."""
+    open_series: dict[str, _LongSeries] = {}
+    chunk: list[Series] = []
+    size = 0
+    for ids, cells, values, lines in batches:
+        starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]] if len(ids) else []
+        for start, end in zip(starts, [*starts[1:], len(ids)], strict=True):
+            key = ids[start]
+            rows = open_series.setdefault(key, _LongSeries())
+            rows.add(values[start:end], cells[start:end], lines[start:end])
+            if lines[end - 1] == last_line[key]:
+                chunk.append(open_series.pop(key).series(path, key))
+                size += len(chunk[-1].values)
+                if size >= chunk_values:
+                    yield chunk
+                    chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _csv_long(path: Path, header: list[str], chunk_values: int) -> Iterator[list[Series]]:
+    id_column, ds_column, y_column = (header.index(name) for name in LONG_COLUMNS)
+    last_line = {row[id_column].strip(): line for line, row in _csv_body(path, header)}
+
+    def batches():
+        rows = _csv_body(path, header)
+        while True:
+            block = [next(rows, None) for _ in range(65536)]
+            block = [item for item in block if item is not None]
+            if not block:
+                return
+            ids = [row[id_column].strip() for _, row in block]
+            cells = np.array([row[ds_column].strip() for _, row in block], object)
+            values = np.array([_cell_value(path, line, y_column + 1, "y", row[y_column]) for line, row in block])
+            yield ids, cells, values, np.array([line for line, _ in block])
+
+    yield from _long_series(path, batches(), last_line, chunk_values)
+
+
+def _parquet_file(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
         raise DataFileError(f"{path}: unreadable Parquet file: {error}") from None
-    names = table.column_names
 
-    def numbers(name: str) -> np.ndarray:
-        column = table.column(name)
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            raise DataFileError(f"{path}: column {name!r} holds {column.type}, not numbers")
-        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
+def _numbers(path: Path, name: str, column) -> np.ndarray:
+    """A Parquet column as float64 (nulls become NaN); DataFileError for text or infinite values."""
+    import pyarrow as pa
+
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise DataFileError(f"{path}: column {name!r} holds {column.type}, not numbers")
+    values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return values
+
+
+def _read_parquet(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+    parquet = _parquet_file(path)
+    names = parquet.schema_arrow.names
     if "unique_id" in names:
         _check_long_header(path, names)
-        ids = [str(v) for v in table.column("unique_id").to_pylist()]
-        stamps = table.column("ds").to_pylist()
-        values = numbers("y")
-        if not np.isfinite(values[~np.isnan(values)]).all():
-            raise DataFileError(f"{path}: column 'y' holds an infinite value")
-        return "long", _long_series(path, ids, stamps, values, list(range(1, len(ids) + 1)))
-    series = []
-    for name in names:
-        if name == TIME_COLUMN:
-            continue
-        values = numbers(name)
-        if np.isinf(values).any():
-            row = int(np.flatnonzero(np.isinf(values))[0])
-            raise DataFileError(f"{path}: row {row + 1}, column {name!r}: infinite value")
-        series.append(Series(_label(path, name), _trimmed(values)))
-    return "wide", series
+        return "long", _parquet_long(path, chunk_values)
+    return "wide", _parquet_wide(path, names, chunk_values)
 
 
-def _read_numpy(path: Path) -> tuple[str, list[Series]]:
+def _parquet_batches(path: Path, columns: list[str]):
+    import pyarrow as pa
+
     try:
-        loaded = np.load(path, allow_pickle=False)
+        yield from _parquet_file(path).iter_batches(batch_size=65536, columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise DataFileError(f"{path}: unreadable Parquet file: {error}") from None
+
+
+def _parquet_long(path: Path, chunk_values: int) -> Iterator[list[Series]]:
+    last_line: dict[str, int] = {}
+    line = 0
+    for batch in _parquet_batches(path, ["unique_id"]):
+        for key in batch.column(0).to_pylist():
+            line += 1
+            last_line[str(key)] = line
+
+    def batches():
+        first = 1
+        for batch in _parquet_batches(path, list(LONG_COLUMNS)):
+            ids = [str(key) for key in batch.column("unique_id").to_pylist()]
+            values = _numbers(path, "y", batch.column("y"))
+            if np.isinf(values).any():
+                raise DataFileError(
+                    f"{path}: row {first + int(np.flatnonzero(np.isinf(values))[0])}, column 'y': infinite value"
+                )
+            cells = batch.column("ds").to_numpy(zero_copy_only=False)
+            yield ids, cells, values, np.arange(first, first + len(ids))
+            first += len(ids)
+
+    yield from _long_series(path, batches(), last_line, chunk_values)
+
+
+def _parquet_wide(path: Path, names: list[str], chunk_values: int) -> Iterator[list[Series]]:
+    import pyarrow as pa
+
+    parquet = _parquet_file(path)
+    rows = max(1, parquet.metadata.num_rows)
+    time = None
+    for index, name in enumerate(names):
+        column_type = parquet.schema_arrow.field(name).type
+        if name.lower() in TIME_COLUMNS or (
+            index == 0 and (pa.types.is_timestamp(column_type) or pa.types.is_date(column_type))
+        ):
+            time = index
+            break
+    stamps = None
+    if time is not None:
+        stamps = time_stamps(parquet.read(columns=[names[time]]).column(0).to_numpy(zero_copy_only=False))
+    series_names = [name for index, name in enumerate(names) if index != time]
+    group = max(1, chunk_values // rows)
+    for start in range(0, len(series_names), group):
+        chosen = series_names[start : start + group]
+        try:
+            table = parquet.read(columns=chosen)
+        except (pa.ArrowException, OSError) as error:
+            raise DataFileError(f"{path}: unreadable Parquet file: {error}") from None
+        chunk = []
+        for name in chosen:
+            values = _numbers(path, name, table.column(name))
+            if np.isinf(values).any():
+                row = int(np.flatnonzero(np.isinf(values))[0])
+                raise DataFileError(f"{path}: row {row + 1}, column {name!r}: infinite value")
+            chunk.append(_trimmed(_label(path, name), values, stamps))
+        yield chunk
+
+
+def _read_numpy(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+    try:
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if path.suffix.lower() == ".npy" else None)
     except (ValueError, OSError, EOFError) as error:
         raise DataFileError(f"{path}: unreadable NumPy file: {error}") from None
     if isinstance(loaded, np.ndarray):
@@ -245,18 +455,28 @@ def _read_numpy(path: Path) -> tuple[str, list[Series]]:
     else:
         with loaded:
             arrays = {key: loaded[key] for key in loaded.files}
-    series = []
-    for key, array in arrays.items():
+    for key, values in arrays.items():
         label = f"array {key!r}" if key else "the array"
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise DataFileError(f"{path}: {label} holds {array.dtype}, not numbers")
-        if array.ndim not in (1, 2):
-            raise DataFileError(f"{path}: {label} has shape {array.shape}: expected 1-D, or 2-D steps x series")
-        values = array.astype(np.float64).reshape(len(array), -1)
-        if np.isinf(values).any():
-            row, column = np.argwhere(np.isinf(values))[0]
-            raise DataFileError(f"{path}: {label}, row {row}, column {column}: infinite value")
-        for column in range(values.shape[1]):
-            name = (key if array.ndim == 1 else f"{key}[{column}]") if key else str(column)
-            series.append(Series(_label(path, name), _trimmed(values[:, column])))
-    return "array", series
+        if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+            raise DataFileError(f"{path}: {label} holds {values.dtype}, not numbers")
+        if values.ndim not in (1, 2):
+            raise DataFileError(f"{path}: {label} has shape {values.shape}: expected 1-D, or 2-D steps x series")
+    return "array", _numpy_series(path, arrays, chunk_values)
+
+
+def _numpy_series(path: Path, arrays: dict[str, np.ndarray], chunk_values: int) -> Iterator[list[Series]]:
+    for key, stored in arrays.items():
+        label = f"array {key!r}" if key else "the array"
+        table = stored.reshape(len(stored), -1)
+        group = max(1, chunk_values // max(1, len(table)))
+        for start in range(0, table.shape[1], group):
+            values = np.asarray(table[:, start : start + group], np.float64)
+            if np.isinf(values).any():
+                row, column = np.argwhere(np.isinf(values))[0]
+                raise DataFileError(f"{path}: {label}, row {row}, column {start + column}: infinite value")
+            chunk = []
+            for column in range(values.shape[1]):
+                index = start + column
+                name = (key if stored.ndim == 1 else f"{key}[{index}]") if key else str(index)
+                chunk.append(_trimmed(_label(path, name), values[:, column].copy(), None))
+            yield chunk
