@@ -87,8 +87,8 @@ def read_data_files(paths: list[Path], min_length: int) -> list[DataFile]:
 
 def read_data_file(path: Path, min_length: int) -> DataFile:
     """Read one file whole and check every series' length."""
-    layout, chunks = series_chunks(path)
-    series = [item for chunk in chunks for item in chunk]
+    stream = series_chunks(path)
+    series = [item for chunk in stream.chunks for item in chunk]
     if not series:
         raise DataFileError(f"{path}: holds no series")
     for item in series:
@@ -99,13 +99,23 @@ def read_data_file(path: Path, min_length: int) -> DataFile:
             )
         if np.isnan(item.values).all():
             raise DataFileError(f"{path}: series {item.name!r} has no value")
-    return DataFile(path, path.stat().st_size, sha256_of(path), layout, series)
+    return DataFile(path, path.stat().st_size, sha256_of(path), stream.layout, series)
 
 
-def series_chunks(path: Path, chunk_values: int = CHUNK_VALUES) -> tuple[str, Iterator[list[Series]]]:
-    """A file's layout ("wide", "long" or "array") and its series, in chunks of about `chunk_values` values
-    (see the module docstring); read by its suffix (.csv, .parquet, .npy, .npz). DataFileError names what is
-    wrong: at once for the file's type and header, while iterating for its content."""
+@dataclass
+class SeriesStream:
+    """A file's layout ("wide", "long" or "array"), its series in chunks, and how many series it holds once that
+    is known (at once for wide files and arrays, after the first pass for long files)."""
+
+    layout: str
+    chunks: Iterator[list[Series]]
+    count: int | None = None
+
+
+def series_chunks(path: Path, chunk_values: int = CHUNK_VALUES) -> SeriesStream:
+    """A file's series in chunks of about `chunk_values` values (see the module docstring), read by its suffix
+    (.csv, .parquet, .npy, .npz). DataFileError names what is wrong: at once for the file's type and header,
+    while iterating for its content."""
     path = Path(path)
     readers = {".csv": _read_csv, ".parquet": _read_parquet, ".npy": _read_numpy, ".npz": _read_numpy}
     reader = readers.get(path.suffix.lower())
@@ -113,7 +123,9 @@ def series_chunks(path: Path, chunk_values: int = CHUNK_VALUES) -> tuple[str, It
         raise DataFileError(f"{path}: unknown file type {path.suffix!r} (use .csv, .parquet, .npy or .npz)")
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
-    return reader(path, max(1, chunk_values))
+    stream = SeriesStream("", iter(()))
+    stream.layout, stream.chunks = reader(path, max(1, chunk_values), stream)
+    return stream
 
 
 def _label(path: Path, key: str) -> str:
@@ -218,12 +230,12 @@ def _csv_body(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
         yield line, row
 
 
-def _read_csv(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+def _read_csv(path: Path, chunk_values: int, stream: SeriesStream) -> tuple[str, Iterator[list[Series]]]:
     _, header = _csv_header(path)
     if "unique_id" in header:
         _check_long_header(path, header)
-        return "long", _csv_long(path, header, chunk_values)
-    return "wide", _csv_wide(path, header, chunk_values)
+        return "long", _csv_long(path, header, chunk_values, stream)
+    return "wide", _csv_wide(path, header, chunk_values, stream)
 
 
 def _time_column(names: list[str], first_cells: list[str] | None) -> int | None:
@@ -235,12 +247,13 @@ def _time_column(names: list[str], first_cells: list[str] | None) -> int | None:
     return 0 if first_cells and _is_time_text(str(first_cells[0])) else None
 
 
-def _csv_wide(path: Path, header: list[str], chunk_values: int) -> Iterator[list[Series]]:
+def _csv_wide(path: Path, header: list[str], chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
     body = _csv_body(path, header)
     first = next(body, None)
     if first is None:
         return
     time = _time_column(header, first[1])
+    stream.count = len(header) - (time is not None)
     columns = [array("d") for _ in header]
     cells: list[str] = []
     for line, row in chain([first], body):
@@ -330,9 +343,10 @@ def _long_series(
         yield chunk
 
 
-def _csv_long(path: Path, header: list[str], chunk_values: int) -> Iterator[list[Series]]:
+def _csv_long(path: Path, header: list[str], chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
     id_column, ds_column, y_column = (header.index(name) for name in LONG_COLUMNS)
     last_line = {row[id_column].strip(): line for line, row in _csv_body(path, header)}
+    stream.count = len(last_line)
 
     def batches():
         rows = _csv_body(path, header)
@@ -369,13 +383,13 @@ def _numbers(path: Path, name: str, column) -> np.ndarray:
     return values
 
 
-def _read_parquet(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+def _read_parquet(path: Path, chunk_values: int, stream: SeriesStream) -> tuple[str, Iterator[list[Series]]]:
     parquet = _parquet_file(path)
     names = parquet.schema_arrow.names
     if "unique_id" in names:
         _check_long_header(path, names)
-        return "long", _parquet_long(path, chunk_values)
-    return "wide", _parquet_wide(path, names, chunk_values)
+        return "long", _parquet_long(path, chunk_values, stream)
+    return "wide", _parquet_wide(path, names, chunk_values, stream)
 
 
 def _parquet_batches(path: Path, columns: list[str]):
@@ -387,13 +401,14 @@ def _parquet_batches(path: Path, columns: list[str]):
         raise DataFileError(f"{path}: unreadable Parquet file: {error}") from None
 
 
-def _parquet_long(path: Path, chunk_values: int) -> Iterator[list[Series]]:
+def _parquet_long(path: Path, chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
     last_line: dict[str, int] = {}
     line = 0
     for batch in _parquet_batches(path, ["unique_id"]):
         for key in batch.column(0).to_pylist():
             line += 1
             last_line[str(key)] = line
+    stream.count = len(last_line)
 
     def batches():
         first = 1
@@ -411,7 +426,7 @@ def _parquet_long(path: Path, chunk_values: int) -> Iterator[list[Series]]:
     yield from _long_series(path, batches(), last_line, chunk_values)
 
 
-def _parquet_wide(path: Path, names: list[str], chunk_values: int) -> Iterator[list[Series]]:
+def _parquet_wide(path: Path, names: list[str], chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
     import pyarrow as pa
 
     parquet = _parquet_file(path)
@@ -428,6 +443,7 @@ def _parquet_wide(path: Path, names: list[str], chunk_values: int) -> Iterator[l
     if time is not None:
         stamps = time_stamps(parquet.read(columns=[names[time]]).column(0).to_numpy(zero_copy_only=False))
     series_names = [name for index, name in enumerate(names) if index != time]
+    stream.count = len(series_names)
     group = max(1, chunk_values // rows)
     for start in range(0, len(series_names), group):
         chosen = series_names[start : start + group]
@@ -445,7 +461,7 @@ def _parquet_wide(path: Path, names: list[str], chunk_values: int) -> Iterator[l
         yield chunk
 
 
-def _read_numpy(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Series]]]:
+def _read_numpy(path: Path, chunk_values: int, stream: SeriesStream) -> tuple[str, Iterator[list[Series]]]:
     try:
         loaded = np.load(path, allow_pickle=False, mmap_mode="r" if path.suffix.lower() == ".npy" else None)
     except (ValueError, OSError, EOFError) as error:
@@ -461,6 +477,7 @@ def _read_numpy(path: Path, chunk_values: int) -> tuple[str, Iterator[list[Serie
             raise DataFileError(f"{path}: {label} holds {values.dtype}, not numbers")
         if values.ndim not in (1, 2):
             raise DataFileError(f"{path}: {label} has shape {values.shape}: expected 1-D, or 2-D steps x series")
+    stream.count = sum(int(np.prod(values.shape[1:])) for values in arrays.values())
     return "array", _numpy_series(path, arrays, chunk_values)
 
 

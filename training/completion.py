@@ -1,0 +1,122 @@
+"""Completing many recorded series with a published model: the shared engine of `wave-complete`.
+
+Each series is one one-feature wave, checked and gap-filled as the service does (training/gaps.py: the gap limit
+over the whole series and over the steps the model reads), completed by the compiled Predictor (its length
+buckets; the model reads the last `context` steps) on one thread per core, and, with levels, given the bands
+of the model's calibration (`series_bands`, the one place they are computed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.calibration import Calibration, bands
+from training.gaps import GapError, fill_observed
+from training.loading import LoadedModel, calibration_of
+from training.predict import Predictor
+
+Bands = dict[float, tuple[np.ndarray, np.ndarray]]
+
+
+class CompletionError(ValueError):
+    """The model or the request cannot be used (a fixed-width model, a horizon or level it cannot give)."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A series' observed steps ready for the model: gap-filled (float32) and how many values were filled."""
+
+    values: np.ndarray
+    filled: int
+
+
+def series_bands(
+    predictor: Predictor,
+    observed: Sequence[np.ndarray],
+    predictions: np.ndarray,
+    calibration: Calibration,
+    levels: Sequence[float],
+) -> Bands:
+    """{level: (lower, upper)}, each (n, H), of predictions (n, H) of observed series (each (T_i,), whole and
+    gap-filled), as the service's bands of the same waves. `predictor` is there for band methods that complete
+    from earlier origins too; today's (training/calibration.py `bands`) read only the last context steps."""
+    horizon = predictions.shape[1]
+    lower = {level: np.zeros((len(observed), horizon)) for level in levels}
+    upper = {level: np.zeros((len(observed), horizon)) for level in levels}
+    lengths = np.array([min(len(values), predictor.context) for values in observed])
+    for length in np.unique(lengths):  # series reading as many steps share one vectorized call
+        rows = np.flatnonzero(lengths == length)
+        waves = np.stack([observed[row][-length:] for row in rows])[..., None]
+        for level, (low, high) in bands(predictions[rows][..., None], waves, calibration, levels).items():
+            lower[level][rows], upper[level][rows] = low[..., 0], high[..., 0]
+    return {level: (lower[level], upper[level]) for level in levels}
+
+
+class Completer:
+    """A loaded model's Predictor on `workers` threads (one compiled call keeps one core busy)."""
+
+    def __init__(self, loaded: LoadedModel, horizon: int | None, levels: Sequence[float], workers: int):
+        self.predictor = Predictor(loaded.model)
+        if self.predictor.features is not None:
+            raise CompletionError(
+                f"model {loaded.name}/{loaded.version} takes waves of exactly {self.predictor.features} features: "
+                f"completing series one by one needs a model that takes any number (a channel-independent one)"
+            )
+        self.name = loaded.name
+        self.horizon = horizon or self.predictor.horizon
+        if not 1 <= self.horizon <= self.predictor.horizon:
+            raise CompletionError(f"--horizon must be between 1 and {self.predictor.horizon}")
+        self.min_steps = int(loaded.manifest["architecture"]["min_input_length"])
+        self.context = self.predictor.context
+        self.levels = tuple(levels)
+        self.calibration = self._checked_calibration(loaded) if self.levels else None
+        self.batch_rows = self.predictor.buckets[-1]
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
+
+    def _checked_calibration(self, loaded: LoadedModel) -> Calibration:
+        calibration = calibration_of(loaded.manifest, loaded.path)
+        if calibration is None:
+            raise CompletionError(f"model {loaded.name}/{loaded.version} has no calibrated bands: give no --level")
+        for level in self.levels:
+            if not 0 < level < 100:
+                raise CompletionError(f"--level {level:g}: a level is strictly between 0 and 100")
+            if not calibration.bounds(level):
+                raise CompletionError(
+                    f"model {loaded.name}/{loaded.version} has bands up to level {calibration.levels[-1]:g}: "
+                    f"--level {level:g} is too high"
+                )
+        return calibration
+
+    def observe(self, values: np.ndarray, max_gap_fraction: float, label: str) -> Observed:
+        """The series checked and filled as the service does; ValueError (shown as the skip reason) when it is
+        too short, has no value or too many gaps."""
+        if len(values) < self.min_steps:
+            raise ValueError(f"{len(values)} steps, the model needs at least {self.min_steps}")
+        try:
+            filled, count = fill_observed(values[:, None], max_gap_fraction, label, self.context)
+        except GapError as error:
+            raise ValueError(str(error).removeprefix(f"{label}: ")) from None
+        return Observed(filled[:, 0].astype(np.float32), count)
+
+    def submit(self, observed: Sequence[np.ndarray]) -> list[Future]:
+        """Start completing observed series (each (T_i,)) on the pool, `batch_rows` per model call."""
+        waves = [values[-self.context :, None] for values in observed]
+        return [
+            self.pool.submit(self.predictor, waves[start : start + self.batch_rows])
+            for start in range(0, len(waves), self.batch_rows)
+        ]
+
+    def collect(self, futures: list[Future], observed: Sequence[np.ndarray]) -> tuple[np.ndarray, Bands]:
+        """The predictions (n, horizon) of submitted series and, with levels, their bands."""
+        parts = [future.result()[:, : self.horizon, 0] for future in futures]
+        predictions = np.concatenate(parts) if parts else np.zeros((0, self.horizon), np.float32)
+        if self.calibration is None or not len(predictions):
+            return predictions, {}
+        return predictions, series_bands(self.predictor, observed, predictions, self.calibration, self.levels)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,69 @@
+"""Continuing a series' time stamps past its end: integers by their step, times at their inferred frequency.
+
+Frequencies inferred from the stamps alone (numpy only): a fixed step (seconds, minutes, hours, days, weeks: every
+difference equal), or a fixed number of calendar months (monthly, quarterly, yearly) on the same day and time of
+the month, or on the last day of each month. Anything else (irregular stamps, one stamp) has no frequency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+UNIT = "datetime64[ms]"
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The next `horizon` stamps of a series, or None when its frequency cannot be inferred (`reason` says why)."""
+
+    stamps: np.ndarray | None
+    frequency: str
+    reason: str = ""
+
+
+def continue_stamps(stamps: np.ndarray | None, steps: int, horizon: int) -> Continuation:
+    """The `horizon` stamps after `stamps` (int64 or datetime64) of a series of `steps` steps; without stamps,
+    step numbers `steps`, `steps + 1`, ..."""
+    if stamps is None:
+        return Continuation(np.arange(steps, steps + horizon, dtype=np.int64), "step")
+    ahead = np.arange(1, horizon + 1)
+    if np.issubdtype(stamps.dtype, np.integer):
+        differences = np.unique(np.diff(stamps))
+        step = int(differences[0]) if len(differences) == 1 else 1
+        return Continuation(stamps[-1] + step * ahead, "step" if step == 1 else f"{step} steps")
+    times = stamps.astype(UNIT)
+    if len(times) < 2:
+        return Continuation(None, "", "one time stamp: no frequency")
+    differences = np.unique(np.diff(times))
+    if len(differences) == 1 and differences[0] > np.timedelta64(0, "ms"):
+        return Continuation(times[-1] + differences[0] * ahead, _named(differences[0]))
+    months = times.astype("datetime64[M]")
+    within = times - months.astype(UNIT)  # time since the start of each one's month
+    month_steps = np.unique(np.diff(months.astype(np.int64)))
+    if len(month_steps) == 1 and month_steps[0] > 0:
+        step = int(month_steps[0])
+        future_months = months[-1] + step * ahead
+        name = {1: "monthly", 3: "quarterly", 12: "yearly"}.get(step, f"every {step} months")
+        if len(np.unique(within)) == 1:
+            return Continuation(future_months.astype(UNIT) + within[0], name)
+        month_end = times.astype("datetime64[D]") + 1 == (months + 1).astype("datetime64[D]")
+        time_of_day = times - times.astype("datetime64[D]").astype(UNIT)
+        if month_end.all() and len(np.unique(time_of_day)) == 1:
+            ends = (future_months + 1).astype("datetime64[D]") - 1
+            return Continuation(ends.astype(UNIT) + time_of_day[0], f"{name}, month end")
+    return Continuation(None, "", "irregular time stamps: no frequency")
+
+
+def _named(step: np.timedelta64) -> str:
+    """A fixed step's name: daily, hourly, ... or its length."""
+    milliseconds = int(step.astype("timedelta64[ms]").astype(np.int64))
+    names = {
+        604_800_000: "weekly",
+        86_400_000: "daily",
+        3_600_000: "hourly",
+        60_000: "every minute",
+        1000: "every second",
+    }
+    return names.get(milliseconds, f"every {milliseconds / 1000:g} s")
