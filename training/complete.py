@@ -233,10 +233,10 @@ class Run:
 
 
 def cross_validation_report(run: Run) -> str:
-    """Per series and overall: windows, MAE, seasonal naive's MAE, MAE / seasonal-naive MAE, the window mean's
-    ratio, and the coverage of each band (overall ratios: geometric mean over the series that have one)."""
+    """Per series and overall: windows, the MAE of the model, of seasonal naive and of the window mean, the
+    model's and the window mean's MAE / seasonal-naive MAE, and the coverage of each band (overall ratios: geometric mean over the series that have one)."""
     levels = run.completer.levels
-    header = ["series", "windows", "mae", "naive_mae", "mae/naive", "window_mean/naive"]
+    header = ["series", "windows", "mae", "naive_mae", "window_mean_mae", "mae/naive", "window_mean/naive"]
     header += [f"coverage-{level:g}" for level in levels]
     lines = [header]
     total = Score()
@@ -244,7 +244,11 @@ def cross_validation_report(run: Run) -> str:
 
     def row(name: str, score: Score, model_ratio: float, mean_ratio: float) -> list[str]:
         count = max(score.count, 1)
-        cells = [name, str(score.windows), f"{score.model / count:.6g}", f"{score.naive / count:.6g}"]
+        cells = [
+            name,
+            str(score.windows),
+            *(f"{total / count:.6g}" for total in (score.model, score.naive, score.mean)),
+        ]
         cells += [f"{model_ratio:.4f}", f"{mean_ratio:.4f}"]
         return cells + [f"{score.inside.get(level, 0) / count:.1%}" for level in levels]
 

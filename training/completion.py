@@ -99,7 +99,7 @@ class Completer:
         try:
             filled, count = fill_observed(values[:, None], max_gap_fraction, label, self.context)
         except GapError as error:
-            raise ValueError(str(error).removeprefix(f"{label}: ")) from None
+            raise ValueError(str(error).removeprefix(f"{label}: ").replace("feature 0 ", "")) from None
         return Observed(filled[:, 0].astype(np.float32), count)
 
     def submit(self, observed: Sequence[np.ndarray]) -> list[Future]:
