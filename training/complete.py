@@ -111,6 +111,7 @@ class Run:
     no_frequency: list[tuple[str, str]] = field(default_factory=list)
     scores: dict[str, Score] = field(default_factory=dict)
     ds_type: pa.DataType | None = None
+    loading: float = 0.0  # seconds spent loading and compiling the model
 
     def key(self, path: Path, series: Series) -> str:
         """The output's unique_id: the series' name in its file (with the file's name when there are several)."""
@@ -178,7 +179,7 @@ class Run:
             columns["y"] = pa.array(truth, mask=np.isnan(truth))
             self._score(tasks, predictions, bands)
         else:
-            columns["model"] = pa.array([self.completer.name] * len(keys))
+            columns["model"] = pa.repeat(pa.scalar(self.completer.name), len(keys))
         columns["y_hat"] = pa.array(predictions.reshape(-1).astype(np.float64))
         for level, (lower, upper) in bands.items():
             columns[f"lo-{level:g}"] = pa.array(lower.reshape(-1))
@@ -276,11 +277,13 @@ def cross_validation_report(run: Run) -> str:
 
 
 def summary(run: Run, seconds: float) -> str:
-    """The closing lines: series, steps filled, series skipped and why, wall time."""
-    rate = run.series / max(seconds, 1e-9)
+    """The closing lines: series, steps filled, series skipped and why, wall time (and the part of it spent
+    loading and compiling the model)."""
+    rate = run.series / max(seconds - run.loading, 1e-9)
     what = "cross-validated" if run.cross_validation else "completed"
     lines = [
-        f"{what} {run.series} series ({run.completer.horizon} steps ahead) in {seconds:.1f} s ({rate:,.0f} series/s); "
+        f"{what} {run.series} series ({run.completer.horizon} steps ahead) in {seconds:.1f} s, "
+        f"{run.loading:.1f} s of it loading the model ({rate:,.0f} series/s after it); "
         f"filled {run.filled} missing values in {run.filled_series} series; skipped {len(run.skipped)}"
     ]
     for label, items in (("skipped", run.skipped), ("ds left empty", run.no_frequency)):
@@ -311,6 +314,7 @@ def signals_raise():
 
 def complete_files(args: argparse.Namespace) -> Run:
     """Read, complete and write (see the module docstring); the output appears whole or not at all."""
+    started = time.monotonic()
     check_output(args.output)
     streams = [(path, series_chunks(path, CHUNK_VALUES)) for path in args.inputs]
     keep_calls_on_one_core()
@@ -339,6 +343,7 @@ def complete_files(args: argparse.Namespace) -> Run:
     try:
         with signals_raise():
             completer.predictor.warm_up()
+            run.loading = time.monotonic() - started
             for path, stream in streams:
                 for chunk in stream.chunks:
                     tasks = run.tasks(path, chunk)

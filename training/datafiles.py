@@ -316,9 +316,34 @@ class _LongSeries:
         return Series(_label(path, key), values, stamps)
 
 
+def _runs(ids) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Runs of equal ids in a batch (a list or an Arrow array): their starts, their ends and their ids as text,
+    found by Arrow (a file grouped by series has about one run per series, not one per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(ids) if isinstance(ids, list) else ids
+    ids = ids.cast(pa.string())
+    if not len(ids):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), []
+    change = pc.fill_null(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), True)
+    starts = np.concatenate([[0], np.flatnonzero(change.to_numpy(zero_copy_only=False)) + 1])
+    ends = np.append(starts[1:], len(ids))
+    return starts, ends, [str(key) for key in ids.take(pa.array(starts)).to_pylist()]
+
+
+def _last_lines(batches: Iterator[tuple[object, int]]) -> dict[str, int]:
+    """{id: the line of its last row} from batches of ids and the line of their first row."""
+    last_line: dict[str, int] = {}
+    for ids, first in batches:
+        _, ends, keys = _runs(ids)
+        last_line.update(zip(keys, (first + ends - 1).tolist(), strict=True))
+    return last_line
+
+
 def _long_series(
     path: Path,
-    batches: Iterator[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]],
+    batches: Iterator[tuple[object, np.ndarray, np.ndarray, np.ndarray]],
     last_line: dict[str, int],
     chunk_values: int,
 ) -> Iterator[list[Series]]:
@@ -328,9 +353,7 @@ def _long_series(
     chunk: list[Series] = []
     size = 0
     for ids, cells, values, lines in batches:
-        starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]] if len(ids) else []
-        for start, end in zip(starts, [*starts[1:], len(ids)], strict=True):
-            key = ids[start]
+        for start, end, key in zip(*_runs(ids), strict=True):
             rows = open_series.setdefault(key, _LongSeries())
             rows.add(values[start:end], cells[start:end], lines[start:end])
             if lines[end - 1] == last_line[key]:
@@ -402,18 +425,19 @@ def _parquet_batches(path: Path, columns: list[str]):
 
 
 def _parquet_long(path: Path, chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
-    last_line: dict[str, int] = {}
-    line = 0
-    for batch in _parquet_batches(path, ["unique_id"]):
-        for key in batch.column(0).to_pylist():
-            line += 1
-            last_line[str(key)] = line
+    def id_batches():
+        first = 1
+        for batch in _parquet_batches(path, ["unique_id"]):
+            yield batch.column(0), first
+            first += batch.num_rows
+
+    last_line = _last_lines(id_batches())
     stream.count = len(last_line)
 
     def batches():
         first = 1
         for batch in _parquet_batches(path, list(LONG_COLUMNS)):
-            ids = [str(key) for key in batch.column("unique_id").to_pylist()]
+            ids = batch.column("unique_id")
             values = _numbers(path, "y", batch.column("y"))
             if np.isinf(values).any():
                 raise DataFileError(

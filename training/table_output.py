@@ -49,7 +49,8 @@ class TableWriter:
                 self._writer = csv.writer(self._handle)
                 self._writer.writerow(self.schema.names)
             else:
-                self._writer = pq.ParquetWriter(self.temporary, self.schema)
+                strings = [f.name for f in self.schema if pa.types.is_string(f.type)]  # not the numbers: faster
+                self._writer = pq.ParquetWriter(self.temporary, self.schema, use_dictionary=strings)
         table = table.cast(self.schema)
         if self.csv:
             columns = [_csv_cells(column) for column in table.columns]
