@@ -289,3 +289,38 @@ def test_cross_validation_of_a_periodic_series_matches_the_hand_computed_scores(
     assert row[5] == "nan" and row[6] == "nan"  # no ratio to a zero error
     assert float(row[7].rstrip("%")) == pytest.approx(100 * ((lower <= y) & (y <= upper)).mean(), abs=0.05)
     assert not math.isnan(float(overall[2]))
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """(language, text) of each fenced block of the README's "Complete a file" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Complete a file") : text.index("## Training")]
+    parts = section.split("```")[1::2]
+    return [(part.split("\n", 1)[0], part.split("\n", 1)[1]) for part in parts]
+
+
+def same_numbers(got: str, expected: str) -> None:
+    """Equal text, numbers equal to 1e-4 (the committed model's answers vary in their last float32 bits)."""
+    split = [[line.replace(",", " ").split() for line in text.strip().splitlines()] for text in (got, expected)]
+    assert [len(line) for line in split[0]] == [len(line) for line in split[1]], got
+    for mine, theirs in zip(split[0], split[1], strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            try:
+                assert float(a) == pytest.approx(float(b), rel=1e-4, abs=1e-5, nan_ok=True), (a, b)
+            except ValueError:
+                assert a == b
+
+
+def test_readme_examples_give_the_outputs_shown(tmp_path, capsys, monkeypatch):
+    blocks = readme_blocks()
+    (_, first), (_, forecast), (_, cv_command), (_, cv_table) = blocks
+    generate, complete = [line for line in first.splitlines() if line and not line.startswith(("#", "cat"))]
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(generate, shell=True, check=True, cwd=tmp_path)
+    assert complete.startswith("wave-complete ")
+    code, _, _ = run(capsys, *complete.split()[1:], "--quiet")
+    assert code == 0
+    same_numbers((tmp_path / "forecast.csv").read_text(), forecast)
+    code, out, _ = run(capsys, *cv_command.split()[1:])
+    assert code == 0
+    same_numbers(out, cv_table)

@@ -208,7 +208,7 @@ class Run:
     def _score(self, tasks: list[Task], predictions: np.ndarray, bands: dict) -> None:
         horizon, context = self.completer.horizon, self.completer.context
         for row, task in enumerate(tasks):
-            history = task.observed.values.astype(np.float64)
+            history = task.observed.exact
             period = estimate_period(history, min(context, len(history) // 2))
             naive = seasonal_naive(history[None], horizon, period)[0]
             mean = window_mean(history[None, -context:], horizon)[0]

@@ -28,10 +28,12 @@ class CompletionError(ValueError):
 
 @dataclass(frozen=True)
 class Observed:
-    """A series' observed steps ready for the model: gap-filled (float32) and how many values were filled."""
+    """A series' observed steps ready for the model: gap-filled (float32, as the service reads them), how many
+    values were filled, and the filled steps in float64 (for scores against the truth)."""
 
     values: np.ndarray
     filled: int
+    exact: np.ndarray
 
 
 def series_bands(
@@ -100,7 +102,7 @@ class Completer:
             filled, count = fill_observed(values[:, None], max_gap_fraction, label, self.context)
         except GapError as error:
             raise ValueError(str(error).removeprefix(f"{label}: ").replace("feature 0 ", "")) from None
-        return Observed(filled[:, 0].astype(np.float32), count)
+        return Observed(filled[:, 0].astype(np.float32), count, filled[:, 0])
 
     def submit(self, observed: Sequence[np.ndarray]) -> list[Future]:
         """Start completing observed series (each (T_i,)) on the pool, `batch_rows` per model call."""

@@ -80,8 +80,8 @@ class TableWriter:
 
 
 def _csv_cells(column: pa.ChunkedArray) -> list:
-    """A column's cells as CSV text: times in ISO 8601 (the date alone at midnight), numbers as Python writes
-    them, nulls and NaN as empty cells."""
+    """A column's cells as CSV text: times in ISO 8601 (the date alone at midnight), floats to 8 significant
+    digits (the model computes in float32), nulls and NaN as empty cells."""
     if pa.types.is_timestamp(column.type):
         stamps = column.to_numpy(zero_copy_only=False).astype("datetime64[ms]")
         valid = ~np.isnat(stamps)
@@ -93,5 +93,5 @@ def _csv_cells(column: pa.ChunkedArray) -> list:
         ]
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
-        return ["" if np.isnan(value) else value for value in values.tolist()]
+        return ["" if np.isnan(value) else f"{value:.8g}" for value in values.tolist()]  # float32's precision
     return ["" if value is None else value for value in column.to_pylist()]
