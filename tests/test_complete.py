@@ -324,3 +324,10 @@ def test_readme_examples_give_the_outputs_shown(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, *cv_command.split()[1:])
     assert code == 0
     same_numbers(out, cv_table)
+
+
+def test_the_command_imports_neither_the_web_service_nor_ray():
+    code = "import sys, training.complete; print(sorted({m.split('.')[0] for m in sys.modules} & {'app', 'ray', 'fastapi'}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

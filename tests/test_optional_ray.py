@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_service_and_the_cli_do_not_import_ray():
-    code = "import sys, app.main, training.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+    code = "import sys, app.main, training.cli, training.complete; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

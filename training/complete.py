@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -301,7 +302,7 @@ def signals_raise():
     def stop(signum, frame):
         raise SystemExit(128 + signum)
 
-    if sys.modules["threading"].current_thread() is not sys.modules["threading"].main_thread():
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         yield
         return
     previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
