@@ -1,0 +1,74 @@
+"""`wave-complete --ray` on a local cluster of a head and one worker node: the same output, the same skipped-series
+report and the same cross-validation scores as the one-machine run (the committed default model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.test_complete import series_values, write_long
+from training.complete import main
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray-input")
+    series = {f"s{i}": series_values(100 + 40 * i, i) for i in range(6)}
+    series["s2"][[5, 6]] = np.nan
+    series["short"] = series_values(50, 9)
+    return write_long(folder / "in.parquet", series)
+
+
+def both(capsys, tmp_path, source, cluster, *options) -> tuple[list, list]:
+    """The one-machine and the Ray run's output tables and stderr/stdout."""
+    results = []
+    for name, extra in (("local", []), ("ray", ["--ray", cluster.address])):
+        code = main([str(source), "--output", str(tmp_path / f"{name}.parquet"), *map(str, options), *extra])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        results.append((pq.read_table(tmp_path / f"{name}.parquet"), captured))
+    return results
+
+
+def assert_same_tables(local, remote) -> None:
+    assert local.column_names == remote.column_names and local.num_rows == remote.num_rows
+    for name in local.column_names:
+        a, b = local.column(name).to_pylist(), remote.column(name).to_pylist()
+        if isinstance(a[0], float):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+        else:
+            assert a == b
+
+
+def test_ray_completes_like_one_machine_and_lists_the_same_skipped_series(capsys, tmp_path, source, cluster):
+    (local, local_out), (remote, remote_out) = both(capsys, tmp_path, source, cluster, "--horizon", 20, "--level", 80)
+    assert_same_tables(local, remote)
+    assert sorted(set(local.column("unique_id").to_pylist())) == [f"s{i}" for i in range(6)]
+    skipped = [[line for line in out.err.splitlines() if "skipped" in line] for out in (local_out, remote_out)]
+    assert skipped[0] == skipped[1]
+    assert "skipped: in.parquet:short: 50 steps, the model needs at least 60" in skipped[1]
+    assert "filled 2 missing values in 1 series; skipped 1" in remote_out.err
+
+
+def test_ray_cross_validates_like_one_machine(capsys, tmp_path, source, cluster):
+    options = ("--cross-validation", 2, "--step", 10, "--horizon", 10, "--quiet")
+    (local, local_out), (remote, remote_out) = both(capsys, tmp_path, source, cluster, *options)
+    assert_same_tables(local, remote)
+    assert local_out.out == remote_out.out and local_out.out.splitlines()[-1].startswith("overall  ")
