@@ -61,9 +61,11 @@ def test_ray_completes_like_one_machine_and_lists_the_same_skipped_series(capsys
     (local, local_out), (remote, remote_out) = both(capsys, tmp_path, source, cluster, "--horizon", 20, "--level", 80)
     assert_same_tables(local, remote)
     assert sorted(set(local.column("unique_id").to_pylist())) == [f"s{i}" for i in range(6)]
-    skipped = [[line for line in out.err.splitlines() if "skipped" in line] for out in (local_out, remote_out)]
+    skipped = [
+        [line for line in out.err.splitlines() if line.startswith("  skipped: ")] for out in (local_out, remote_out)
+    ]
     assert skipped[0] == skipped[1]
-    assert "skipped: in.parquet:short: 50 steps, the model needs at least 60" in skipped[1]
+    assert skipped[1] == ["  skipped: in.parquet:short: 50 steps, the model needs at least 60"]
     assert "filled 2 missing values in 1 series; skipped 1" in remote_out.err
 
 

@@ -170,10 +170,10 @@ def complete_on_ray(args: argparse.Namespace) -> Run:
     )
     progress = Progress(enabled=not args.quiet)
     writer = TableWriter(args.output)
-    run.loading = time.monotonic() - started
     try:
         with signals_raise():
             for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                run.loading = run.loading or time.monotonic() - started  # until the first chunk: the actors' loading
                 for output, report in zip(
                     batch.column("output").to_pylist(), batch.column("report").to_pylist(), strict=True
                 ):
