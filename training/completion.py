@@ -80,7 +80,7 @@ class Completer:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
 
     def _checked_calibration(self, loaded: LoadedModel) -> Calibration:
-        calibration = calibration_of(loaded.manifest, loaded.path)
+        calibration = calibration_of(loaded)
         if calibration is None:
             raise CompletionError(f"model {loaded.name}/{loaded.version} has no calibrated bands: give no --level")
         for level in self.levels:
