@@ -74,3 +74,14 @@ def test_ray_cross_validates_like_one_machine(capsys, tmp_path, source, cluster)
     (local, local_out), (remote, remote_out) = both(capsys, tmp_path, source, cluster, *options)
     assert_same_tables(local, remote)
     assert local_out.out == remote_out.out and local_out.out.splitlines()[-1].startswith("overall  ")
+
+
+def test_a_bad_file_on_ray_stops_with_the_same_one_line_and_writes_nothing(capsys, tmp_path, cluster):
+    (tmp_path / "text.csv").write_text("a,b\n" + "1,2\n" * 70 + "3,oops\n")
+    code = main(
+        [str(tmp_path / "text.csv"), "--output", str(tmp_path / "out.csv"), "--quiet", "--ray", cluster.address]
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert f"wave-complete failed: {tmp_path / 'text.csv'}: line 72, column 2 ('b'): 'oops' is not a number" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.csv"]

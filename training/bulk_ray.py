@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from training.bulk_complete import CHUNK_VALUES, Run, Score, new_run, signals_raise
-from training.datafiles import Series, series_chunks
+from training.datafiles import DataFileError, Series, series_chunks
 from training.progress import Progress
 from training.table_output import TableWriter, check_output
 
@@ -147,6 +148,17 @@ def _merge(run: Run, report: dict) -> None:
         run.scores[key] = Score(**fields, inside={float(level): count for level, count in inside.items()})
 
 
+def _data_file_error(error: BaseException | None) -> DataFileError | None:
+    """The reader's own DataFileError inside Ray's wrappers (their `cause`s and `__cause__`s), if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if type(error) is DataFileError:
+            return error
+        seen.add(id(error))
+        error = getattr(error, "cause", None) or error.__cause__
+    return None
+
+
 def complete_on_ray(args: argparse.Namespace) -> Run:
     """The Ray Data pipeline (see the module docstring); returns the merged run for the summary."""
     started = time.monotonic()
@@ -154,7 +166,14 @@ def complete_on_ray(args: argparse.Namespace) -> Run:
     for path in args.inputs:
         series_chunks(path)  # the file's type and header: checked here, as on one machine
     run = new_run(args, workers=1)  # the request checked against the model (horizon, levels) before the cluster
-    ray.init(address=args.ray or None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # a failure is the command's own one line
+    ray.init(
+        address=args.ray or None,
+        include_dashboard=False,
+        log_to_driver=False,
+        ignore_reinit_error=True,
+        logging_level=logging.ERROR if args.quiet else logging.WARNING,
+    )
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the output in the files' order, as on one machine
     context.enable_progress_bars = False
@@ -184,6 +203,12 @@ def complete_on_ray(args: argparse.Namespace) -> Run:
                     _merge(run, json.loads(report))
                 progress.update(run.series, None)
             writer.commit(run.schema())
+    except Exception as error:  # a file's content is read on a node: its DataFileError comes wrapped by Ray
+        writer.discard()
+        original = _data_file_error(error)
+        if original is None:
+            raise
+        raise DataFileError(str(original)) from None
     except BaseException:
         writer.discard()
         raise
