@@ -5,7 +5,9 @@ the file, runs the command in a child process (`python -m training.complete IN -
 and reads its rate after loading (from its summary line), its wall time and its peak memory (the child's RSS
 high-water mark, from wait4's rusage). Then, in this process, the model alone: the same Predictor on the same
 batches of the first size's series (`batch_rows` each, one thread per core, as the command), with no reading,
-gap filling, bands or writing. Prints one row per run and the command's rate over the model's.
+gap filling, bands or writing. With Ray installed (the `ray` extra; `--no-ray` to skip), also the command with
+`--ray` on a local cluster of this machine's CPUs for the first size (its peak RSS is the driver's alone; the
+actors are processes of the cluster). Prints one row per run and the command's rate over the model's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the command and the service
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
@@ -48,7 +51,7 @@ def write_series(path: Path, count: int, steps: int, seed: int = 0) -> None:
             out.write_table(pa.table({"unique_id": ids, "ds": np.tile(t, n), "y": values.reshape(-1)}))
 
 
-def run_command(source: Path, output: Path, horizon: int) -> dict:
+def run_command(source: Path, output: Path, horizon: int, *options: str) -> dict:
     """The command in a child process: its rate after loading, its wall time and its peak RSS (MB)."""
     command = [
         sys.executable,
@@ -60,6 +63,7 @@ def run_command(source: Path, output: Path, horizon: int) -> dict:
         "--horizon",
         str(horizon),
     ]
+    command += options
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     err = process.stderr.read()
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", default="10000,100000", help="sizes, comma-separated (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=300, help="observed steps per series")
     parser.add_argument("--horizon", type=int, default=150, help="steps completed")
+    parser.add_argument("--no-ray", action="store_true", help="no --ray run (default: one when Ray is installed)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.series.split(",")]
     workers = available_cpus()
@@ -123,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             row = f"{'wave-complete':<16}{result['series']:>10}{result['rate']:>12,.0f}{result['wall']:>10.1f}"
             print(f"{row}{result['rss']:>14.0f}", flush=True)
         source = Path(folder) / f"series-{sizes[0]}.parquet"
+        if not args.no_ray and importlib.util.find_spec("ray") is not None:
+            result = run_command(source, Path(folder) / "out-ray.parquet", args.horizon, "--ray")
+            row = f"{'--ray (local)':<16}{result['series']:>10}{result['rate']:>12,.0f}{result['wall']:>10.1f}"
+            print(f"{row}{result['rss']:>14.0f}", flush=True)
         alone = model_alone(source, args.horizon, workers)
     print(f"{'model alone':<16}{sizes[0]:>10}{alone:>12,.0f}")
     print(f"wave-complete / model alone ({sizes[0]} series): {rates[0] / alone:.0%}")
