@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
-from app.intervals import require_calibration, wave_bands
+from app.intervals import backtest_inputs, require_calibration, wave_bands
 from app.model_service import ServedModel
 from app.settings import Limits
 from app.validation import WaveError, wave_array
@@ -52,11 +53,16 @@ async def complete(
         for wave, label in zip(waves, labels, strict=True)
     ]
     arrays = [array for array, _ in checked]
-    completions = [c[:horizon] for c in await model.batcher.complete(arrays, timeout=timeout)]
     if calibration is None or not levels:
+        completions = [c[:horizon] for c in await model.batcher.complete(arrays, timeout=timeout)]
         per_wave: list[Bands] = [{} for _ in arrays]
-    else:
-        per_wave = wave_bands(calibration, arrays, completions, levels)
+    else:  # the bands need the model's completions of each wave's past (its backtests): one batcher call for all
+        inputs = backtest_inputs(calibration, arrays)
+        answers = await model.batcher.complete(arrays + [part for parts in inputs for part in parts], timeout=timeout)
+        completions = [c[:horizon] for c in answers[: len(arrays)]]
+        ends = np.cumsum([len(arrays)] + [len(parts) for parts in inputs])
+        backtests = [answers[start:end] for start, end in pairwise(ends)]
+        per_wave = wave_bands(calibration, arrays, completions, backtests, levels)
     return [
         Completion(prediction, filled, bands)
         for prediction, (_, filled), bands in zip(completions, checked, per_wave, strict=True)

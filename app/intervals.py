@@ -30,15 +30,24 @@ def require_calibration(calibration: Calibration | None, model: str, levels: Seq
     return calibration
 
 
+def backtest_inputs(calibration: Calibration, waves: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """Per wave, the inputs the model completes for its bands besides the wave itself (its backtests)."""
+    return [[part[0] for part in calibration.backtest_inputs(np.asarray(wave)[None])] for wave in waves]
+
+
 def wave_bands(
     calibration: Calibration,
     waves: Sequence[np.ndarray],
     predictions: Sequence[np.ndarray],
+    backtests: Sequence[Sequence[np.ndarray]],
     levels: Sequence[float],
 ) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per wave {level key: (lower, upper)}, each shaped like its prediction (horizon, F)."""
+    """Per wave {level key: (lower, upper)}, each shaped like its prediction (horizon, F), given the completions
+    of each wave's `backtest_inputs`."""
     answers = []
-    for wave, prediction in zip(waves, predictions, strict=True):
-        per_level = bands(np.asarray(prediction)[None], np.asarray(wave)[None], calibration, levels)
+    for wave, prediction, tried in zip(waves, predictions, backtests, strict=True):
+        per_level = bands(
+            np.asarray(prediction)[None], np.asarray(wave)[None], calibration, levels, [b[None] for b in tried]
+        )
         answers.append({level_key(level): (lower[0], upper[0]) for level, (lower, upper) in per_level.items()})
     return answers

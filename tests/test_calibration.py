@@ -9,9 +9,12 @@ import pytest
 
 from model_store import list_versions, load_manifest, resolve_version, verify_version
 from training.calibration import (
+    BACKTEST_MIN_STEPS,
+    BACKTEST_STEPS_BACK,
     START_TERMS,
     Calibration,
     CalibrationError,
+    backtest_origins,
     bands,
     conformal_quantile,
     fit,
@@ -61,7 +64,7 @@ def record():
 
 def test_bands_cover_fresh_windows_at_their_level_and_widen_with_the_step(record):
     observed, target, prediction, amplitude = synthetic_sets(1, 4)
-    report = coverage_report(prediction, observed, target, amplitude, record, levels=(50, 80, 95))
+    report = coverage_report(prediction, observed, target, amplitude, [[]] * 8, record, levels=(50, 80, 95))
     for level in (50, 80, 95):
         assert abs(report[f"{level}"]["coverage"] - level / 100) < 0.03
     lower, upper = bands(prediction[0], observed[0], record, [80])[80]
@@ -85,7 +88,7 @@ def test_bands_are_nested_hold_the_prediction_and_scale_with_the_wave(record):
 def test_one_series_coverage_counts_only_known_values(record):
     observed, target, prediction, _ = synthetic_sets(1, 4)
     seen, truth, predicted = observed[5][:, :, 0], target[5][:, :, 0], prediction[5][:, :, 0]  # 150 steps, noisy
-    report = series_coverage(predicted, seen, truth, record)
+    report = series_coverage(predicted, seen, truth, [], record)
     assert abs(report["80"]["coverage"] - 0.8) < 0.05 and abs(report["95"]["coverage"] - 0.95) < 0.03
     assert 0 < report["80"]["width_over_mae"] < report["95"]["width_over_mae"]
     assert set(report["80"]["per_horizon"]) == {"1-10", "11-50"}  # a 20-step horizon
@@ -95,8 +98,8 @@ def test_one_series_coverage_counts_only_known_values(record):
     known = np.zeros(truth.shape, bool)
     known[:, :5] = True  # only the first steps are known: their narrow bands and small errors count alone
     gappy = np.where(known, truth, np.nan)
-    first = series_coverage(predicted[:, :5], seen, truth[:, :5], record)
-    assert series_coverage(predicted, seen, gappy, record, known=known) == first
+    first = series_coverage(predicted[:, :5], seen, truth[:, :5], [], record)
+    assert series_coverage(predicted, seen, gappy, [], record, known=known) == first
 
 
 def test_a_requested_level_uses_the_next_stored_level_up(record):
@@ -214,6 +217,49 @@ def test_bands_narrow_on_series_that_repeat_themselves():
             for half in (repeats, ~repeats):
                 assert abs(inside[half].mean() - level / 100) < 0.04, (steps, level)
             assert np.median((upper - lower)[repeats]) < 0.2 * np.median((upper - lower)[~repeats])
+
+
+def hard_or_easy_windows(rng, n, steps):
+    """Alike sines (same periods, amplitudes, noise) whose 'model' errs 1 % of the amplitude on half of them and
+    8 % on the other half, on the future as on the wave's own past: only its backtests tell the halves apart.
+    Returns the windows, the backtests from the calibration's origins, and which series are hard."""
+    t = np.arange(steps + HORIZON)[None, :, None]
+    wave = np.sin(2 * np.pi * t / rng.uniform(15, 40, (n, 1, 1)) + rng.uniform(0, 2 * np.pi, (n, 1, 1)))
+    hard = (np.arange(n) % 2 == 1)[:, None, None]
+    spread = np.where(hard, 0.08, 0.01)
+
+    def model(origin: int) -> np.ndarray:  # completes the wave from `origin`: the truth after it, erring as told
+        truth = wave[:, origin : origin + HORIZON]
+        return truth + spread * rng.standard_normal(truth.shape)
+
+    origins = backtest_origins(steps, BACKTEST_STEPS_BACK, BACKTEST_MIN_STEPS)
+    backtests = [model(origin) for origin in origins]
+    return wave[:, :steps], wave[:, steps:], model(steps), backtests, np.broadcast_to(hard, (n, HORIZON, 1))
+
+
+def test_bands_follow_how_well_the_model_completed_the_wave_s_own_past():
+    """Series alike in every descriptor but how well the model completes them: with the backtest terms and
+    groups the bands hold in each half and are several times narrower on the easy half; without them, one band
+    for both covers the easy half almost always and the hard half far too rarely."""
+    rng = np.random.default_rng(7)
+    sets = [hard_or_easy_windows(rng, 600, steps) for steps in (120, 150, 200, 300)]
+    observed, target, prediction, backtests, _ = zip(*sets, strict=True)
+    with_backtests = Calibration.from_record(fit(prediction, observed, target, 300, True, backtests=backtests))
+    without = Calibration.from_record(fit(prediction, observed, target, 300, True))
+    assert with_backtests.backtest_steps_back == BACKTEST_STEPS_BACK and not without.backtest_steps_back
+    seen, truth, predicted, tried, hard = hard_or_easy_windows(rng, 1000, 250)
+    assert len(with_backtests.backtest_inputs(seen)) == len(tried) == 3
+    for level in (80, 95):
+        lower, upper = bands(predicted, seen, with_backtests, [level], tried)[level]
+        inside = (lower <= truth) & (truth <= upper)
+        for half in (hard, ~hard):
+            assert abs(inside[half].mean() - level / 100) < 0.04, level
+        assert np.median((upper - lower)[~hard]) < 0.25 * np.median((upper - lower)[hard])
+        lower, upper = bands(predicted, seen, without, [level])[level]
+        inside = (lower <= truth) & (truth <= upper)
+        assert inside[~hard].mean() > 0.99 and inside[hard].mean() < level / 100 - 0.02
+    with pytest.raises(ValueError, match="3 backtests needed"):
+        bands(predicted, seen, with_backtests, [80])
 
 
 def test_few_windows_store_only_the_levels_they_can_bound():

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 from model_store import MODEL_FILE, load_manifest, resolve_version, write_version
-from training.calibration import CalibrationError, fit
+from training.calibration import BACKTEST_MIN_STEPS, BACKTEST_STEPS_BACK, CalibrationError, backtest_origins, fit
 from training.config import TrainConfig
 from training.evaluate import evaluate, evaluation_sets
 from training.loading import load_model
 from training.own_data import architecture_of
 from training.predict import Predictor
 from training.real_series import evaluate_real, model_forecast
-from training.synthetic import SyntheticSource, synthetic_source_of
+from training.synthetic import RECORDED_LIKE_FAMILIES, RECORDED_LIKE_WAVES, SyntheticSource, synthetic_source_of
 
 
 def calibrate(
@@ -28,8 +28,16 @@ def calibrate(
     context: int,
     pooled: bool,
 ) -> dict[str, Any]:
-    """Calibrate a model on held-out windows: batches of equal length, observed (n, T, F) and targets (n, H, F)."""
-    return fit([predict(seen) for seen in observed], observed, targets, context, pooled)
+    """Calibrate a model on held-out windows: batches of equal length, observed (n, T, F) and targets (n, H, F);
+    the model also completes each window from its backtest origins."""
+    backtests = [
+        [
+            predict(seen[:, :origin])
+            for origin in backtest_origins(seen.shape[1], BACKTEST_STEPS_BACK, BACKTEST_MIN_STEPS)
+        ]
+        for seen in observed
+    ]
+    return fit([predict(seen) for seen in observed], observed, targets, context, pooled, backtests)
 
 
 CALIBRATION_SEED = 20_240_605
@@ -65,11 +73,13 @@ def calibrate_source(predict: Callable[[np.ndarray], np.ndarray], source: Any, c
     if source is None:
         return sine_calibration(predict, model.to_dict())
     if isinstance(source, SyntheticSource):
-        synthetic = source.calibration_sets(config)
-        sets = sine_calibration_sets(model.to_dict(), SYNTHETIC_SINE_WAVES) + synthetic
+        synthetic, recorded = source.calibration_sets(config), source.recorded_like_sets(config)
+        sets = sine_calibration_sets(model.to_dict(), SYNTHETIC_SINE_WAVES) + synthetic + recorded
         described = (
             f"sines, validation split: {SYNTHETIC_SINE_WAVES} windows of each of {SINE_VARIANTS}; synthetic "
-            f"family: {config.validation_waves} windows at each of {len(synthetic)} observed lengths"
+            f"family: {config.validation_waves} windows at each of {len(synthetic)} observed lengths; "
+            f"recorded-like synthetic series ({', '.join(RECORDED_LIKE_FAMILIES)}; noisy targets): "
+            f"{RECORDED_LIKE_WAVES} windows at each of {len(recorded)} observed lengths"
         )
     else:
         sets = source.validation_sets(config)

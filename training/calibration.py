@@ -7,9 +7,12 @@ scale (per-wave, per-feature standard deviation of the observed window it reads)
 x describes the observed window (how many steps, piecewise linear in log(steps) since the error grows steeply
 below about 80 steps; how rough; how fast; where in its cycle it starts, as the first value and first slope in
 units of the scale and speed, and their second harmonics; how well it repeats itself, as the log of seasonal
-naive's in-sample error over the scale, the season being the autocorrelation peak's lag). Series are grouped:
-by roughness (NOISE_EDGES: smooth, slightly noisy, noisy), by observed steps (fewer than LENGTH_EDGES or more)
-and by how closely they repeat themselves (REPEAT_EDGES on the repetition error). beta is fitted per step and per
+naive's in-sample error over the scale, the season being the autocorrelation peak's lag; since `general/9`, how
+well the model completed the wave's own past: its backtests, completions from BACKTEST_STEPS_BACK steps before
+the end of the observed wave compared with the steps that followed, as the log of their MAE over the scale).
+Series are grouped: by roughness (NOISE_EDGES: smooth, slightly noisy, noisy), by observed steps (fewer than
+LENGTH_EDGES or more), by how closely they repeat themselves (REPEAT_EDGES on the repetition error) and by the
+backtest error (BACKTEST_EDGES; one more group for waves too short for a backtest). beta is fitted per step and per
 noise x repeat group by least squares on log(|error| / scale) on one half of the calibration windows; on the
 other half the scores' quantiles per step and per group, with the finite-sample correction (the
 ceil((n + 1) level)-th smallest of n), are taken on a grid of levels.
@@ -40,6 +43,11 @@ REPEAT_EDGES = (0.05, 0.1, 0.2)  # repetition errors that group series from exac
 MIN_LOG_ERROR = 1e-6
 MIN_FITTING_SERIES = 200  # a coefficient group with fewer fitting series takes the coefficients fitted on all
 HORIZON_BUCKETS = ((1, 10), (11, 50), (51, 100), (101, 150))  # steps whose coverage is reported together
+BACKTEST_STEPS_BACK = (150, 100, 50)  # backtest origins: this many steps before the end of the observed wave
+BACKTEST_MIN_STEPS = 60  # a backtest needs this many observed steps before its origin
+BACKTEST_EDGES = (0.05, 0.15, 0.4)  # backtest MAE over the scale that separate the backtest groups
+BACKTEST_ERROR_RANGE = (1e-3, 10.0)  # backtest MAE over the scale, clipped
+BACKTEST_TERMS = ("log(backtest error)", "backtest made")
 
 
 class CalibrationError(ValueError):
@@ -109,6 +117,35 @@ def log_difficulty(design: np.ndarray, sets: np.ndarray, coefficients: np.ndarra
     return np.einsum("nfd,nfdh->nfh", design, coefficients[sets])
 
 
+def backtest_origins(steps: int, steps_back: Sequence[int], min_steps: int) -> list[int]:
+    """Where the backtests of a wave of `steps` observed steps start: `steps_back` before its end, each with at
+    least `min_steps` steps before it."""
+    return [steps - back for back in steps_back if steps - back >= min_steps]
+
+
+def backtest_error(observed: np.ndarray, backtests: Sequence[np.ndarray], origins: Sequence[int], context: int):
+    """(log of the backtests' MAE over the scale, whether there was one), each (n, F), for observed waves
+    (n, T, F) and their backtests (n, H, F) from `origins` (zeros where there is none); the scale is the model's,
+    over the last `context` steps."""
+    recent = np.asarray(observed, np.float64)[:, -context:]
+    scale = recent.std(axis=1) + 1e-7 * np.abs(recent.mean(axis=1)) + 1e-12
+    total, steps = np.zeros(scale.shape), 0
+    for origin, backtest in zip(origins, backtests, strict=True):
+        compared = min(observed.shape[1] - origin, np.shape(backtest)[1])
+        error = np.abs(observed[:, origin : origin + compared] - np.asarray(backtest, np.float64)[:, :compared])
+        total, steps = total + error.sum(axis=1), steps + compared
+    if not steps:
+        return np.zeros(scale.shape), np.zeros(scale.shape, bool)
+    return np.log(np.clip(total / steps / scale, *BACKTEST_ERROR_RANGE)), np.ones(scale.shape, bool)
+
+
+def with_backtests(design: np.ndarray, group: np.ndarray, log_error: np.ndarray, made: np.ndarray, edges):
+    """The design with the backtest terms appended, and the group refined by the backtest group (0: none made)."""
+    backtest_group = np.where(made, np.searchsorted(np.log(edges), log_error, side="right") + 1, 0)
+    terms = np.stack([log_error * made, made.astype(np.float64)], axis=-1)
+    return np.concatenate([design, terms], axis=-1), group * (len(edges) + 2) + backtest_group
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A version's calibration record (its calibration.json), decoded once."""
@@ -122,13 +159,21 @@ class Calibration:
     season_term: bool
     coefficients: np.ndarray  # (noise x repeat groups, or 1, design, horizon)
     quantiles: np.ndarray  # (groups, levels, horizon, 1 or features)
+    backtest_steps_back: tuple[int, ...] = ()  # none: the record has no backtest terms
+    backtest_min_steps: int = BACKTEST_MIN_STEPS
+    backtest_edges: tuple[float, ...] = ()
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Calibration:
         try:
-            groups, levels, horizon, columns = record["quantile_shape"]
-            quantiles = parse_rows(record["quantiles"]).reshape(groups, levels, columns, horizon).transpose(0, 1, 3, 2)
+            stored, levels, horizon, columns = record["quantile_shape"]
+            quantiles = parse_rows(record["quantiles"]).reshape(stored, levels, columns, horizon).transpose(0, 1, 3, 2)
+            quantiles = quantiles[np.asarray(record.get("quantile_rows", range(stored)))]  # groups that share one
+            backtest = record.get("backtest", {})
             return cls(
+                backtest_steps_back=tuple(backtest.get("steps_back", ())),
+                backtest_min_steps=backtest.get("min_steps", BACKTEST_MIN_STEPS),
+                backtest_edges=tuple(backtest.get("edges", ())),
                 levels=tuple(record["levels"]),
                 knots=tuple(record["length_knots"]),
                 noise_edges=np.asarray(record["noise_edges"], np.float64),
@@ -144,8 +189,15 @@ class Calibration:
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationError(f"unusable calibration record: {error}") from error
 
-    def difficulty(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Difficulty (n, F, horizon) and quantile group (n, F) of each series of observed waves (n, T, F)."""
+    def backtest_inputs(self, observed: np.ndarray) -> list[np.ndarray]:
+        """What the model must complete for the bands of observed waves (n, T, F) besides the waves themselves:
+        their first steps up to each backtest origin (none for a record without backtest terms)."""
+        origins = backtest_origins(np.shape(observed)[1], self.backtest_steps_back, self.backtest_min_steps)
+        return [observed[:, :origin] for origin in origins]
+
+    def difficulty(self, waves: np.ndarray, backtests: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Difficulty (n, F, horizon) and quantile group (n, F) of each series of observed waves (n, T, F), given
+        the completions of their `backtest_inputs`."""
         scale, design, roughness, repetition = describe(waves, self.knots, self.start_terms, self.season_term)
         steps = min(waves.shape[1], self.knots[-1])
         group = groups_of(roughness, repetition, steps, self.noise_edges, self.length_edges, self.repeat_edges)
@@ -154,6 +206,12 @@ class Calibration:
             if len(self.coefficients) > 1
             else np.zeros_like(group)  # records from before the coefficient sets have one
         )
+        if self.backtest_steps_back:
+            origins = backtest_origins(waves.shape[1], self.backtest_steps_back, self.backtest_min_steps)
+            if len(backtests) != len(origins):
+                raise ValueError(f"{len(origins)} backtests needed for {waves.shape[1]} steps, {len(backtests)} given")
+            log_error, made = backtest_error(waves, backtests, origins, self.knots[-1])
+            design, group = with_backtests(design, group, log_error, made, self.backtest_edges)
         return scale[..., None] * np.exp(log_difficulty(design, sets, self.coefficients)), group
 
     def bounds(self, level: float) -> bool:
@@ -168,12 +226,17 @@ class Calibration:
 
 
 def bands(
-    prediction: np.ndarray, observed: np.ndarray, calibration: Calibration, levels: Sequence[float]
+    prediction: np.ndarray,
+    observed: np.ndarray,
+    calibration: Calibration,
+    levels: Sequence[float],
+    backtests: Sequence[np.ndarray] = (),
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """{level: (lower, upper)} for predictions (n, H, F) of observed waves (n, T, F) of equal length; H may be
-    shorter than the calibrated horizon."""
+    """{level: (lower, upper)} for predictions (n, H, F) of observed waves (n, T, F) of equal length, given the
+    completions (n, H', F) of `calibration.backtest_inputs(observed)`; H may be shorter than the calibrated
+    horizon."""
     horizon = prediction.shape[1]
-    spread, group = calibration.difficulty(observed)
+    spread, group = calibration.difficulty(observed, backtests)
     result = {}
     for level in levels:
         q = calibration.quantiles[:, calibration.level_index(level), :horizon, :]  # (groups, H, 1 or F)
@@ -200,15 +263,24 @@ def fit(
     targets: Sequence[np.ndarray],
     context: int,
     pooled: bool,
+    backtests: Sequence[Sequence[np.ndarray]] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """A calibration record from held-out windows, given as batches of equal length: predictions and targets
-    (n, H, F), observed (n, T, F). `pooled`: one set of quantiles for all features (channel-independent models)."""
+    (n, H, F), observed (n, T, F), and the completions of each batch's backtest inputs (`backtest_origins`;
+    None: a record without the backtest terms and groups). `pooled`: one set of quantiles for all features
+    (channel-independent models)."""
     errors, designs, scales, groups = [], [], [], []
     edges, knots = np.asarray(NOISE_EDGES), length_knots(context)
-    for prediction, seen, target in zip(predictions, observed, targets, strict=True):
+    backtest_edges = BACKTEST_EDGES if backtests is not None else None
+    backtests = [None] * len(observed) if backtests is None else backtests
+    for prediction, seen, target, tried in zip(predictions, observed, targets, backtests, strict=True):
         scale, design, roughness, repetition = describe(seen, knots)
         group = groups_of(roughness, repetition, min(seen.shape[1], knots[-1]), edges, LENGTH_EDGES, REPEAT_EDGES)
+        if backtest_edges is not None:
+            origins = backtest_origins(seen.shape[1], BACKTEST_STEPS_BACK, BACKTEST_MIN_STEPS)
+            made = backtest_error(seen, tried, origins, context)
+            design, group = with_backtests(design, group, *made, backtest_edges)
         errors.append(np.abs(np.asarray(prediction, np.float64) - target).transpose(0, 2, 1))  # (n, F, H)
         designs.append(design)
         scales.append(scale)
@@ -219,7 +291,8 @@ def fit(
     fitting, scoring = order[: windows // 2], order[windows // 2 :]
 
     log_error = np.log(np.maximum(error[fitting] / scale[fitting, :, None], MIN_LOG_ERROR)).reshape(-1, horizon)
-    sets = coefficient_group(group, len(LENGTH_EDGES) + 1, len(REPEAT_EDGES) + 1)
+    backtest_groups = 1 if backtest_edges is None else len(backtest_edges) + 2
+    sets = coefficient_group(group // backtest_groups, len(LENGTH_EDGES) + 1, len(REPEAT_EDGES) + 1)
     flat_design, fitting_sets = design[fitting].reshape(-1, design.shape[-1]), sets[fitting].ravel()
     count = (len(edges) + 1) * (len(REPEAT_EDGES) + 1)
     beta = np.stack([fit_coefficients(flat_design, log_error, fitting_sets == k) for k in range(count)])
@@ -227,11 +300,13 @@ def fit(
     score = error[scoring] / (scale[scoring, :, None] * np.exp(log_difficulty(design[scoring], sets[scoring], beta)))
     score_groups = group[scoring]
     columns = [slice(None)] if pooled else [slice(f, f + 1) for f in range(features)]
-    per_group = []
-    for g in range((len(edges) + 1) * (len(LENGTH_EDGES) + 1) * (len(REPEAT_EDGES) + 1)):
+    whole = [score[:, c].reshape(-1, horizon) for c in columns]
+    per_group, quantile_rows = [whole], []  # groups with too few scored series share the row of all of them
+    for g in range((len(edges) + 1) * (len(LENGTH_EDGES) + 1) * (len(REPEAT_EDGES) + 1) * backtest_groups):
         own = [score[:, c][score_groups[:, c] == g] for c in columns]  # each (count, H)
-        whole = [score[:, c].reshape(-1, horizon) for c in columns]
-        per_group.append([o if len(o) >= 200 else w for o, w in zip(own, whole, strict=True)])
+        if min(len(o) for o in own) >= 200:
+            per_group.append(own)
+        quantile_rows.append(len(per_group) - 1 if min(len(o) for o in own) >= 200 else 0)
     smallest = min(len(s) for g in per_group for s in g)
     levels = [level for level in LEVEL_GRID if math.ceil((smallest + 1) * level / 100 - 1e-9) <= smallest]
     if not levels:
@@ -240,23 +315,31 @@ def fit(
         [np.stack([conformal_quantile(s, level / 100) for s in sets], axis=-1) for level in levels]
         for sets in per_group
     ]
-    return {
+    backtest_terms = [] if backtest_edges is None else list(BACKTEST_TERMS)
+    record = {
         "method": "split conformal per horizon step; score = |error| / (scale * exp(design . coefficients[set, step]))",
-        "design": [f"length knot {knot}" for knot in knots] + ["roughness", "log(speed)", *START_TERMS, SEASON_TERM],
+        "design": [f"length knot {knot}" for knot in knots]
+        + ["roughness", "log(speed)", *START_TERMS, SEASON_TERM, *backtest_terms],
         "length_knots": knots,
         "windows": int(windows),
-        "series_scored": {f"group {g}": int(sum(len(s) for s in sets)) for g, sets in enumerate(per_group)},
+        "series_scored": {f"row {row}": int(sum(len(s) for s in sets)) for row, sets in enumerate(per_group)},
         "pooled_features": pooled,
         "noise_edges": list(NOISE_EDGES),
         "length_edges": list(LENGTH_EDGES),
         "repeat_edges": list(REPEAT_EDGES),
-        "groups": "(noise group x (length edges + 1) + length group) x (repeat edges + 1) + repeat group",
+        "groups": "((noise group x (length edges + 1) + length group) x (repeat edges + 1) + repeat group) x "
+        "(backtest edges + 2, or 1 without backtests) + backtest group (0: no backtest)",
         "coefficient_groups": len(beta),  # one set per noise group x (repeat edges + 1) + repeat group
         "coefficients": rows(beta.reshape(-1, horizon)),
         "levels": levels,
-        "quantile_shape": list(np.shape(quantiles)),  # groups, levels, horizon, 1 or features
+        "quantile_rows": quantile_rows,  # each group's row of the quantiles (row 0: all scored series)
+        "quantile_shape": list(np.shape(quantiles)),  # rows, levels, horizon, 1 or features
         "quantiles": rows(np.moveaxis(np.asarray(quantiles), 2, 3).reshape(-1, horizon)),  # one row per step curve
     }
+    if backtest_edges is not None:
+        steps_back = list(BACKTEST_STEPS_BACK)
+        record["backtest"] = {"steps_back": steps_back, "min_steps": BACKTEST_MIN_STEPS, "edges": list(backtest_edges)}
+    return record
 
 
 def fit_coefficients(design: np.ndarray, log_error: np.ndarray, rows: np.ndarray) -> np.ndarray:

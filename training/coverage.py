@@ -15,18 +15,21 @@ def coverage_report(
     observed: Sequence[np.ndarray],
     targets: Sequence[np.ndarray],
     amplitudes: Sequence[np.ndarray],
+    backtests: Sequence[Sequence[np.ndarray]],
     calibration: Calibration,
     levels: Sequence[float] = (80, 95),
     buckets: Sequence[tuple[int, int]] = HORIZON_BUCKETS,
 ) -> dict[str, Any]:
     """Per level: the share of true values inside the band (overall and per horizon bucket), the mean width
-    relative to the amplitude, and the mean width over the MAE."""
+    relative to the amplitude, and the mean width over the MAE; `backtests` are the completions of each batch's
+    `calibration.backtest_inputs`."""
     inside = {level: [] for level in levels}
     width = {level: [] for level in levels}
     absolute = []
-    for prediction, seen, target, amplitude in zip(predictions, observed, targets, amplitudes, strict=True):
+    batches = zip(predictions, observed, targets, amplitudes, backtests, strict=True)
+    for prediction, seen, target, amplitude, tried in batches:
         absolute.append(np.abs(prediction - target) / amplitude)
-        for level, (lower, upper) in bands(prediction, seen, calibration, levels).items():
+        for level, (lower, upper) in bands(prediction, seen, calibration, levels, tried).items():
             inside[level].append((lower <= target) & (target <= upper))
             width[level].append((upper - lower) / amplitude)
     mae = float(np.concatenate(absolute).mean())
@@ -48,18 +51,20 @@ def series_coverage(
     prediction: np.ndarray,
     observed: np.ndarray,
     target: np.ndarray,
+    backtests: Sequence[np.ndarray],
     calibration: Calibration,
     levels: Sequence[float] = (80, 95),
     known: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Coverage and mean width over the MAE of one series' windows, (k, H) predictions and targets of (k, T)
-    observed windows, counting only the `known` target values (gaps left out); levels the calibration cannot
-    bound are left out."""
+    observed windows, given the (k, H) completions of `calibration.backtest_inputs(observed)`, counting only the
+    `known` target values (gaps left out); levels the calibration cannot bound are left out."""
     known = np.ones(target.shape, bool) if known is None else known
     mae = float(np.abs(prediction - target)[known].mean())
     report = {}
     levels = [level for level in levels if calibration.bounds(level)]
-    for level, (lower, upper) in bands(prediction[..., None], observed[..., None], calibration, levels).items():
+    tried = [np.asarray(backtest)[..., None] for backtest in backtests]
+    for level, (lower, upper) in bands(prediction[..., None], observed[..., None], calibration, levels, tried).items():
         lower, upper = lower[..., 0], upper[..., 0]
         inside = (lower <= target) & (target <= upper)
         width = float((upper - lower)[known].mean())

@@ -53,8 +53,12 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibrat
         mae = {name: float(np.abs(forecast - windows.target)[known].mean()) for name, forecast in forecasts.items()}
         entry["mae"] = {name: round(value, 6) for name, value in mae.items()}
         if bands_from is not None:
+            backtests = [
+                unpack(models["model"](pack(part, features)), count)
+                for part in bands_from.backtest_inputs(windows.observed)
+            ]
             entry["intervals"] = series_coverage(
-                forecasts["model"], windows.observed, windows.target, bands_from, known=known
+                forecasts["model"], windows.observed, windows.target, backtests, bands_from, known=known
             )
         if mae["seasonal_naive"] > 0:
             entry["relative"] = {

@@ -134,7 +134,10 @@ def evaluate_real(
             },
         }
         if bands_from is not None:
-            report["series"][item.name]["intervals"] = series_coverage(prediction, observed, target, bands_from)
+            backtests = [forecast(part, horizon) for part in bands_from.backtest_inputs(observed)]
+            report["series"][item.name]["intervals"] = series_coverage(
+                prediction, observed, target, backtests, bands_from
+            )
     entries = report["series"].values()
     methods = ("model", "window_mean", "persistence")
     report["geometric_mean"] = {m: round(geometric_mean([e["relative_mae"][m] for e in entries]), 4) for m in methods}

@@ -43,6 +43,11 @@ MAX_NOISE = 0.25
 MIN_OBSERVED_STD = 0.25  # of the whole (standardized) series: flatter observed windows are replaced
 TAU = 2 * np.pi
 CALIBRATION_LENGTHS = (60, 80, 110, 150, 210, 300)  # observed steps of the interval calibration windows
+# calibration windows that look like recorded series: trends, turning trends, stochastic and irregular cycles,
+# with the target as noisy as the observed part (a recording's future is measured with its noise too)
+RECORDED_LIKE_FAMILIES = {"trend_season": 0.3, "turning_trend": 0.2, "stochastic": 0.2, "cycles": 0.1, "kernel": 0.2}
+RECORDED_LIKE_LENGTHS = (150, 210, 300)
+RECORDED_LIKE_WAVES = 768  # per length
 
 
 def parse_family_weights(text: str) -> dict[str, float]:
@@ -350,9 +355,20 @@ class SyntheticSource:
     max_offset: float = 5.0
     integer_periods: float = 0.0
 
-    def batch(self, rng: np.random.Generator, n: int, observed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        observed: int,
+        horizon: int,
+        weights: dict[str, float] | None = None,
+        noisy_target: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`n` windows (observed (n, observed, F), target (n, horizon, F)) of the source's family mix (or
+        `weights`); the observation noise is on the observed part only, or on the target too."""
         length = observed + horizon
-        series, _ = synthetic_series(rng, n * self.features, length, dict(self.weights), self.integer_periods)
+        mix = dict(self.weights) if weights is None else weights
+        series, _ = synthetic_series(rng, n * self.features, length, mix, self.integer_periods)
         # A window whose observed part is (nearly) flat, e.g. between two pulses, says nothing of its future and
         # normalizes the target to huge values: such rows are drawn again from the plain sines.
         flat = np.flatnonzero(series[:, :observed].std(axis=1) < MIN_OBSERVED_STD)
@@ -362,6 +378,9 @@ class SyntheticSource:
         waves, amplitude, _ = scale_and_offset(rng, waves, self.max_amplitude_log10, self.max_offset)
         sigma = rng.uniform(0.0, MAX_NOISE, (n, 1, self.features)) * amplitude
         sigma *= rng.random((n, 1, self.features)) < NOISY_FRACTION
+        if noisy_target:
+            noisy = add_noise(rng, waves, sigma)
+            return noisy[:, :observed], noisy[:, observed:]
         return add_noise(rng, waves[:, :observed], sigma), waves[:, observed:]
 
     def observed_range(self) -> tuple[int, int]:
@@ -383,6 +402,18 @@ class SyntheticSource:
         rng = np.random.default_rng(config.seed + 2_000_003)
         lengths = sorted({min(max(length, self.min_observed), self.max_observed) for length in CALIBRATION_LENGTHS})
         return [self.batch(rng, config.validation_waves, observed, config.model.horizon) for observed in lengths]
+
+    def recorded_like_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Held-out calibration windows that look like recorded series: RECORDED_LIKE_WAVES of the
+        RECORDED_LIKE_FAMILIES at each of RECORDED_LIKE_LENGTHS observed steps, the target as noisy as the
+        observed part."""
+        rng = np.random.default_rng(config.seed + 3_000_003)
+        horizon = config.model.horizon
+        return [
+            self.batch(rng, RECORDED_LIKE_WAVES, observed, horizon, RECORDED_LIKE_FAMILIES, noisy_target=True)
+            for observed in RECORDED_LIKE_LENGTHS
+            if self.min_observed <= observed <= self.max_observed
+        ]
 
     def describe(self) -> dict:
         return {
