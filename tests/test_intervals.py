@@ -14,6 +14,7 @@ from model_store import resolve_version, sha256_of
 from tests.conftest import DEFAULT_MODEL, started_app
 from training.calibration import Calibration, bands, parse_rows, rows
 from training.loading import load_model
+from training.predict import Predictor
 
 pytestmark = pytest.mark.anyio
 
@@ -36,9 +37,13 @@ async def test_predict_answers_nested_bands_around_the_prediction(client, defaul
     width = (high["80"] - low["80"]).mean(axis=1)
     assert width[-10:].mean() > width[:10].mean()  # the error grows with the step, and so does the band
 
-    version = body["model"]["version"]
-    calibration = Calibration.from_record(load_model(default_store, DEFAULT_MODEL, int(version)).calibration)
-    lower, upper = bands(prediction[None], np.array(W, np.float32)[None], calibration, [80])[80]
+    # the same bands offline: the service completes the wave's backtests (its past) beside the wave itself
+    loaded = load_model(default_store, DEFAULT_MODEL, int(body["model"]["version"]))
+    calibration, predictor = Calibration.from_record(loaded.calibration), Predictor(loaded.model)
+    observed = np.array(W, np.float32)[None]
+    backtests = [predictor(part) for part in calibration.backtest_inputs(observed)]
+    assert len(backtests) == 2  # 120 steps: from 50 and 100 steps before the end (150 back leaves too few)
+    lower, upper = bands(prediction[None], observed, calibration, [80], backtests)[80]
     np.testing.assert_allclose(low["80"], lower[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(high["80"], upper[0], rtol=1e-5, atol=1e-5)
 

@@ -116,7 +116,9 @@ def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
     assert report["mean_coverage"]["95"] == pytest.approx(mean, abs=1e-4)
     assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--real", "--markdown"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].endswith("| 80 % / 95 % band coverage |") and lines[-1].count("%") == 2
+    assert lines[0].endswith("| 80 % / 95 % band coverage | 80 % band width / MAE |") and lines[-1].count("%") == 2
+    width = next(e for e in report["series"].values())["intervals"]["80"]["width_over_mae"]
+    assert lines[2].endswith(f" % | {width:.1f} |")
 
 
 def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):

@@ -75,7 +75,7 @@ def data_table(report: dict) -> str:
     cells = [f"**{overall[c]:.3f}**" for c in [*columns, "window_mean", "persistence"]]
     rows.append(
         ["overall (geometric mean)", "", str(report["windows"]), *cells, ""]
-        + ([f"mean {coverage_cell(report['mean_coverage'])}"] if bands else [])
+        + ([f"mean {coverage_cell(report['mean_coverage'])}", ""] if bands else [])
     )
     return markdown_table(header, rows)
 
@@ -85,7 +85,7 @@ def real_table(report: dict, label: str = "model") -> str:
     seasonal naive) and their geometric mean."""
     bands = "mean_coverage" in report
     header = ["series", "domain", "period", "windows x observed", label, "window mean", "persistence"]
-    header += ["80 % / 95 % band coverage"] if bands else []
+    header += ["80 % / 95 % band coverage", "80 % band width / MAE"] if bands else []
     rows = []
     for name, e in report["series"].items():
         mark = " (held aside)" if e["held_aside"] else ""
@@ -93,11 +93,11 @@ def real_table(report: dict, label: str = "model") -> str:
         rows.append(
             [f"{name}{mark}", e["domain"], str(e["period"]), f"{e['windows']} x {e['observed_steps']}"]
             + [f"**{r['model']:.3f}**", f"{r['window_mean']:.3f}", f"{r['persistence']:.3f}"]
-            + ([coverage_cell(e["intervals"])] if bands else [])
+            + ([coverage_cell(e["intervals"]), f"{e['intervals']['80']['width_over_mae']:.1f}"] if bands else [])
         )
     g = report["geometric_mean"]
     rows.append(
         ["geometric mean", "", "", "", f"**{g['model']:.3f}**", f"{g['window_mean']:.3f}", f"{g['persistence']:.3f}"]
-        + ([f"mean {coverage_cell(report['mean_coverage'])}"] if bands else [])
+        + ([f"mean {coverage_cell(report['mean_coverage'])}", ""] if bands else [])
     )
     return markdown_table(header, rows)
