@@ -42,7 +42,7 @@ async def test_predict_answers_nested_bands_around_the_prediction(client, defaul
     calibration, predictor = Calibration.from_record(loaded.calibration), Predictor(loaded.model)
     observed = np.array(W, np.float32)[None]
     backtests = [predictor(part) for part in calibration.backtest_inputs(observed)]
-    assert len(backtests) == 2  # 120 steps: from 50 and 100 steps before the end (150 back leaves too few)
+    assert len(backtests) == 1  # 120 steps: only the origin 50 steps before the end has 60 steps before it
     lower, upper = bands(prediction[None], observed, calibration, [80], backtests)[80]
     np.testing.assert_allclose(low["80"], lower[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(high["80"], upper[0], rtol=1e-5, atol=1e-5)
