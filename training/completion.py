@@ -44,16 +44,21 @@ def series_bands(
     levels: Sequence[float],
 ) -> Bands:
     """{level: (lower, upper)}, each (n, H), of predictions (n, H) of observed series (each (T_i,), whole and
-    gap-filled), as the service's bands of the same waves. `predictor` is there for band methods that complete
-    from earlier origins too; today's (training/calibration.py `bands`) read only the last context steps."""
+    gap-filled), as the service's bands of the same waves: the model also completes each series' backtest inputs
+    (its first steps up to each backtest origin)."""
     horizon = predictions.shape[1]
+    inputs = [[part[0] for part in calibration.backtest_inputs(values[None, :, None])] for values in observed]
+    flat = [part for parts in inputs for part in parts]
+    completed = list(predictor(flat)) if flat else []
+    ends = np.cumsum([0] + [len(parts) for parts in inputs])
     lower = {level: np.zeros((len(observed), horizon)) for level in levels}
     upper = {level: np.zeros((len(observed), horizon)) for level in levels}
-    lengths = np.array([min(len(values), predictor.context) for values in observed])
-    for length in np.unique(lengths):  # series reading as many steps share one vectorized call
+    lengths = np.array([len(values) for values in observed])
+    for length in np.unique(lengths):  # series of one length share the backtest origins and one vectorized call
         rows = np.flatnonzero(lengths == length)
-        waves = np.stack([observed[row][-length:] for row in rows])[..., None]
-        for level, (low, high) in bands(predictions[rows][..., None], waves, calibration, levels).items():
+        waves = np.stack([observed[row] for row in rows])[..., None]
+        tried = [np.stack([completed[ends[row] + i] for row in rows]) for i in range(ends[rows[0] + 1] - ends[rows[0]])]
+        for level, (low, high) in bands(predictions[rows][..., None], waves, calibration, levels, tried).items():
             lower[level][rows], upper[level][rows] = low[..., 0], high[..., 0]
     return {level: (lower[level], upper[level]) for level in levels}
 
