@@ -75,7 +75,7 @@ def data_table(report: dict) -> str:
     cells = [f"**{overall[c]:.3f}**" for c in [*columns, "window_mean", "persistence"]]
     rows.append(
         ["overall (geometric mean)", "", str(report["windows"]), *cells, ""]
-        + ([f"mean {coverage_cell(report['mean_coverage'])}", ""] if bands else [])
+        + ([f"mean {coverage_cell(report['mean_coverage'])}"] if bands else [])
     )
     return markdown_table(header, rows)
 
