@@ -16,6 +16,7 @@ from training.synthetic import (
     season_periods,
     synthetic_series,
     synthetic_source_of,
+    time_axis,
     turning_trends,
 )
 
@@ -125,6 +126,18 @@ def test_cycles_are_quasi_periodic_with_varying_heights():
     peaks = [row[1:-1][(row[1:-1] > row[:-2]) & (row[1:-1] >= row[2:])] for row in series]
     spread = np.array([p.std() / np.abs(p).mean() for p in peaks if len(p) >= 3])
     assert (spread > 0.2).mean() > 0.3 and (spread < 0.05).mean() > 0.05  # heights vary on some, not on others
+
+
+def test_multi_season_cycles_repeat_only_after_the_whole_pattern():
+    series = FAMILIES["multi_season"](np.random.default_rng(12), 1, 4000, 1.0)
+    rng = np.random.default_rng(12)  # the same draws: the day's period and the pattern's length
+    time_axis(rng, 1, 4000)
+    period = int(season_periods(rng, 4.0, 60.0, (1, 1), 1.0)[0, 0])
+    days = int(np.where(rng.random((1, 1)) < 0.6, 7, rng.integers(4, 13, (1, 1)))[0, 0])
+    step = np.diff(series[0])  # a linear trend, if drawn, is a constant here
+    whole = period * days
+    assert np.abs(step[whole:] - step[:-whole]).max() < 1e-6  # the whole pattern repeats
+    assert np.abs(step[period:] - step[:-period]).max() > 1e-3  # one day later it does not
 
 
 def test_kernel_components_have_their_kernel_property():
@@ -243,6 +256,7 @@ STREAM_BEFORE_INTEGER_PERIODS = {
     "stochastic": ([-0.618774606956, -0.666300747629, -0.531965715134], 0.015918955502),
     "kernel": ([0.513638900654, 0.399712960172, 0.454478174263], 0.604532112123),
     "cycles": ([0.0518300910622, 0.0272001815867, 0.00253843313694], 0.63391472796),
+    "multi_season": ([-1.45322825179789, -0.823758148939965, -0.825199429154307], 0.885394871111),
 }
 
 

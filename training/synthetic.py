@@ -310,6 +310,24 @@ def kernel(rng: np.random.Generator, m: int, length: int, integer_periods: float
     return series
 
 
+def multi_season(rng: np.random.Generator, m: int, length: int, integer_periods: float = 0.0) -> np.ndarray:
+    """Two seasons nested as days in a week: a short cycle of 4-60 steps (a day's profile: sine, harmonics or a
+    shape) whose level and swing change from one cycle to the next by a pattern of 4-12 cycles (most often 7),
+    as demand, traffic and call volumes have; on a third, a slow trend."""
+    t = time_axis(rng, m, length)
+    period = season_periods(rng, MIN_PERIOD, 60.0, (m, 1), integer_periods)
+    days = np.where(rng.random((m, 1)) < 0.6, 7, rng.integers(4, 13, (m, 1)))
+    profile = np.where(rng.random((m, 1)) < 0.3, np.sin(TAU * t / period), periodic_shapes(rng, m, t, period))
+    day = np.mod(np.floor(t / period).astype(np.int64), days)  # which cycle of the pattern each step is in
+    quiet = rng.random((m, 12)) < rng.uniform(0.0, 0.4, (m, 1))  # some cycles are quiet (a weekend)
+    swing = np.where(quiet, rng.uniform(0.2, 0.7, (m, 12)), 1.0) * rng.uniform(0.85, 1.15, (m, 12))
+    level = np.where(quiet, -rng.uniform(0.2, 1.0, (m, 1)), 0.0) + rng.normal(0, 0.15, (m, 12))
+    rows = np.arange(m)[:, None]
+    series = level[rows, day] + swing[rows, day] * standardize(profile)
+    u = np.linspace(0, 1, length)[None, :]
+    return series + (rng.random((m, 1)) < 0.33) * rng.normal(0, 1.0, (m, 1)) * u
+
+
 FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "reference_sines": reference_sines,
     "sines": sines,
@@ -320,6 +338,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "stochastic": stochastic,
     "kernel": kernel,
     "cycles": cycles,
+    "multi_season": multi_season,
 }
 
 
