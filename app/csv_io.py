@@ -17,10 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.json_body import JsonRequest
 from app.validation import WaveError
+from training.stamps import stamp_problem
+from training.time_column import StampError, is_time_text, parse_stamps, stamp_texts, time_column
 
 CSV = "text/csv"
 JSON = "application/json"
 FILLED_HEADER = "X-Wave-Filled"
+FREQUENCY_HEADER = "X-Wave-Frequency"  # with a time column: the frequency the answer's `ds` continues it at
 
 
 def media_type(header: str | None) -> str:
@@ -29,32 +32,42 @@ def media_type(header: str | None) -> str:
 
 @dataclass(frozen=True)
 class CsvTable:
-    """A CSV wave as read: its rows of values (None for a gap) and the header row's names, if it has one."""
+    """A CSV wave as read: its rows of values (None for a gap), the header row's names (without the time
+    column's), if it has one, and the time column's stamps (int64 or datetime64[ms]), if it has one."""
 
     rows: list[list[float | None]]
     names: list[str] | None
+    stamps: np.ndarray | None = None
 
 
 def read_csv(text: str) -> CsvTable:
-    """Rows of numbers from CSV text: one row per step, one column per feature, an optional header row.
+    """Rows of numbers from CSV text: one row per step, one column per feature, an optional header row, an optional
+    time column.
 
     The delimiter is sniffed (`,`, `;` or tab); with `;` or tab a decimal comma is read as a point. An empty cell,
     `nan` or `NA` is a gap (None). CRLF line ends and quoted fields are fine (the routes strip a byte-order mark).
-    A cell that is not a finite number is a WaveError naming its line in the text (from 1) and its row and column in the
-    wave (from 0, without the header row, as every other wave error counts them).
+    A time column (training/time_column.py: named `ds`, `date`, `time`, `timestamp` or `datetime`, or a first
+    column of ISO 8601 times) is no feature: its stamps must be times or whole step numbers, each after the one
+    before at regular steps (training/stamps.py). A cell that is not a finite number, or a stamp that is wrong, is
+    a WaveError naming its line in the text (from 1) and its row and column in the wave (from 0, without the header
+    row, as every other wave error counts them).
     """
     delimiter = sniff_delimiter(text)
     decimal_comma = delimiter != ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     lines = [(reader.line_num, row) for row in reader if not _blank(row)]
     names = None
-    if lines and not all(_is_value(cell, decimal_comma) for cell in lines[0][1]):
+    if lines and not all(_is_value(cell, decimal_comma) or is_time_text(cell) for cell in lines[0][1]):
         names = [cell.strip() for cell in lines[0][1]]
         lines = lines[1:]
-    wave = []
-    for row, (line, cells) in enumerate(lines):
+    time = time_column(names, lines[0][1] if lines else None)
+    wave, cells = [], []
+    for row, (line, row_cells) in enumerate(lines):
         values = []
-        for column, cell in enumerate(cells):
+        for column, cell in enumerate(row_cells):
+            if column == time:
+                cells.append(cell)
+                continue
             if not _is_value(cell, decimal_comma):
                 where = f"CSV line {line} (row {row}), column {column}"
                 raise WaveError(f"{where}: {cell.strip()[:40]!r} is not a number")
@@ -62,8 +75,30 @@ def read_csv(text: str) -> CsvTable:
             if value is not None and not math.isfinite(value):
                 raise WaveError(f"CSV line {line}: value at row {row}, column {column} is not finite")
             values.append(value)
+        if time is not None and len(cells) <= row:
+            raise WaveError(f"CSV line {line} (row {row}), column {time}: the time stamp is missing")
         wave.append(values)
-    return CsvTable(rows=wave, names=names)
+    if time is None:
+        return CsvTable(rows=wave, names=names)
+    stamps = csv_stamps(cells, [line for line, _ in lines], time)
+    return CsvTable(rows=wave, names=None if names is None else names[:time] + names[time + 1 :], stamps=stamps)
+
+
+def csv_stamps(cells: list[str], lines: list[int], column: int) -> np.ndarray:
+    """The time column's stamps; WaveError naming the line, row and column of the first wrong one."""
+
+    def where(row: int) -> str:
+        return f"CSV line {lines[row]} (row {row}), column {column}"
+
+    try:
+        stamps = parse_stamps(cells)
+    except StampError as error:
+        raise WaveError(f"{where(error.row)}: {error}") from None
+    problem = stamp_problem(stamps)
+    if problem is not None:
+        row, why = problem
+        raise WaveError(f"{where(row)}: time stamp {cells[row].strip()[:40]!r} {why}")
+    return stamps
 
 
 def csv_text(body: bytes) -> str:
@@ -111,10 +146,12 @@ def _is_value(cell: str, decimal_comma: bool) -> bool:
 
 
 def to_csv(
-    prediction: np.ndarray | list[list[float]], bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    prediction: np.ndarray | list[list[float]],
+    bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ds: list[int | str] | None = None,
 ) -> str:
     """A completion as CSV with a header row feature_1..feature_F; with bands also feature_i_lo<level> and
-    feature_i_hi<level> columns per level."""
+    feature_i_hi<level> columns per level; with `ds` (one stamp per predicted step) a first column `ds`."""
     rows = np.asarray(prediction)
     names = [f"feature_{i + 1}" for i in range(rows.shape[1])]
     header, columns = list(names), [rows]
@@ -124,8 +161,11 @@ def to_csv(
             columns.append(np.stack([lower[:, i], upper[:, i]], axis=1))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    cells = [[f"{v:.7g}" for v in row] for row in np.concatenate(columns, axis=1)]
+    if ds is not None:
+        header, cells = ["ds", *header], [[stamp, *row] for stamp, row in zip(ds, cells, strict=True)]
     writer.writerow(header)
-    writer.writerows([[f"{v:.7g}" for v in row] for row in np.concatenate(columns, axis=1)])
+    writer.writerows(cells)
     return out.getvalue()
 
 
@@ -176,7 +216,10 @@ class CsvOrJsonRoute(APIRoute):
 
     @staticmethod
     async def _as_json(request: Request) -> Request:
-        body: dict = {"wave": read_csv(csv_text(await request.body())).rows}
+        table = read_csv(csv_text(await request.body()))
+        body: dict = {"wave": table.rows}
+        if table.stamps is not None:
+            body["ds"] = stamp_texts(table.stamps)
         if "model" in request.query_params:
             body["model"] = request.query_params["model"]
         if "level" in request.query_params:

@@ -50,6 +50,8 @@ def describe(error: dict[str, Any], limits: Limits) -> str:
         return f"horizon must be an integer between 1 and {limits.max_horizon}"
     if field == "level":
         return f"level must be {LEVEL_RULE}; got {error.get('input')!r}" if not indices else level_value(error)
+    if field == "ds":
+        return stamp_value(error, indices)
     if kind in ("too_short", "too_long"):
         limit = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         bound = "at least" if kind == "too_short" else "at most"
@@ -74,6 +76,17 @@ def describe(error: dict[str, Any], limits: Limits) -> str:
             return "waves must be a list of waves"
         return f"{label} must be a list of rows, or of numbers for one feature"
     return f"{'.'.join(map(str, loc)) or 'request body'}: {error['msg']}"
+
+
+def stamp_value(error: dict[str, Any], indices: list[int]) -> str:
+    """A bad `ds` (time stamps), or a bad stamp inside it."""
+    place = "ds" + "".join(f"[{i}]" for i in indices)
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "too_long":
+        return f"{place} has {ctx.get('actual_length')} time stamps, at most {ctx.get('max_length')} are allowed"
+    if kind == "list_type":
+        return f"{place} must be a list of time stamps (ISO 8601 text or integers), one per observed step"
+    return f"{place}: {error.get('input')!r} is not a time stamp (ISO 8601 text or an integer)"
 
 
 def level_value(error: dict[str, Any]) -> str:

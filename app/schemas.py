@@ -55,6 +55,16 @@ class ModelRef(BaseModel):
 
 
 Completion = list[list[float]] | list[float]  # flat for a wave sent flat (one feature)
+Stamp = (
+    Annotated[int, Field(strict=True, ge=-(2**53), le=2**53, description="an integer step")]
+    | Annotated[str, Field(min_length=1, max_length=40, description="an ISO 8601 date or time")]
+)
+CONTINUED = (
+    "with `ds` in the request (or a time column in a CSV body): the stamps of the predicted steps, continuing the "
+    "request's at its frequency (integers by their step); step numbers from the number of observed steps when no "
+    "frequency can be inferred (one stamp)"
+)
+FREQUENCY = "with `ds`: the frequency the stamps were continued at ('daily', 'monthly', 'step', ...; 'none: why')"
 
 
 def wave_shape(wave: Any) -> str:
@@ -81,6 +91,18 @@ def request_models(limits: Limits) -> RequestModels:
         ),
     ]
     steps = {"min_length": limits.min_steps, "max_length": limits.max_steps}
+    Stamps = Annotated[
+        list[Stamp] | None,
+        Field(
+            max_length=limits.max_steps,
+            description=(
+                "optional time stamps, one per observed step (ISO 8601 text such as '2026-01-31' or "
+                "'2026-01-31T08:00', or integer steps), each after the one before at regular steps (a fixed step, "
+                "or a fixed number of months): a stamp that repeats, goes back or breaks the steps is a 422 naming "
+                "it; the answer's `ds` continues them"
+            ),
+        ),
+    ]
     Wave = Annotated[
         Annotated[
             list[Row],
@@ -126,6 +148,7 @@ def request_models(limits: Limits) -> RequestModels:
         horizon: Horizon = limits.max_horizon
         model: ModelName = None
         level: Levels = None
+        ds: Stamps = None
 
     class BatchPredictRequest(BaseModel):
         model_config = ConfigDict(
@@ -151,6 +174,11 @@ def request_models(limits: Limits) -> RequestModels:
         horizon: Horizon = limits.max_horizon
         model: ModelName = None
         level: Levels = None
+        ds: list[Stamps] | None = Field(
+            None,
+            max_length=limits.max_waves,
+            description="optional time stamps per wave, in order (`null` for a wave without), as `ds` of /predict",
+        )
 
     return RequestModels(predict=PredictRequest, batch=BatchPredictRequest)
 
@@ -183,6 +211,8 @@ class PredictResponse(BaseModel):
     filled: int = Field(description="gaps (`null` values) filled in the wave before the model")
     model: ModelRef
     intervals: Intervals | None = Field(None, description=INTERVALS_DESCRIPTION)
+    ds: list[Stamp] | None = Field(None, description=CONTINUED)
+    frequency: str | None = Field(None, description=FREQUENCY)
 
 
 class BatchPredictResponse(BaseModel):
@@ -191,6 +221,8 @@ class BatchPredictResponse(BaseModel):
     filled: list[int] = Field(description="gaps (`null` values) filled per wave, in request order")
     model: ModelRef
     intervals: list[Intervals] | None = Field(None, description="with `level`: one intervals object per wave, in order")
+    ds: list[list[Stamp] | None] | None = Field(None, description=f"per wave (`null` for a wave without): {CONTINUED}")
+    frequency: list[str | None] | None = Field(None, description=f"per wave: {FREQUENCY}")
 
 
 class InputLength(BaseModel):
@@ -238,6 +270,9 @@ class ModelsResponse(BaseModel):
 class CsvWave(BaseModel):
     wave: list[list[float | None]] = Field(description="the rows of the CSV, one per step; `null` is a gap")
     names: list[str] | None = Field(description="the header row's names, when the CSV has a header row")
+    ds: list[Stamp] | None = Field(
+        None, description="the time column's stamps (ISO 8601 or integers), when the CSV has one: not a feature"
+    )
 
 
 class HealthStatus(BaseModel):

@@ -6,6 +6,8 @@ import numpy as np
 
 from app.settings import Limits
 from training.gaps import GapError, fill_observed
+from training.stamps import stamp_problem
+from training.time_column import StampError, parse_stamps
 
 
 class WaveError(ValueError):
@@ -48,3 +50,27 @@ def wave_array(
     except GapError as error:
         raise WaveError(str(error)) from None
     return filled.astype(np.float32), count
+
+
+def stamps_array(ds: list[int | str] | None, steps: int, label: str = "ds") -> np.ndarray | None:
+    """A request's time stamps (`ds`: one per observed step, ISO 8601 text or integers) as int64 or datetime64[ms],
+    or None without them. WaveError names the first wrong one (`label[i]`, from 0): one that is neither a time nor
+    a whole number, a mix of both, one that repeats or is not after the one before, or one that breaks the regular
+    steps of the ones before it (training/stamps.py)."""
+    if ds is None:
+        return None
+    if len(ds) != steps:
+        raise WaveError(f"{label} has {len(ds)} time stamps, the wave has {steps} steps: give one per step")
+    kinds = {isinstance(stamp, int) for stamp in ds}
+    if len(kinds) > 1:
+        row = next(i for i, stamp in enumerate(ds) if isinstance(stamp, int) != isinstance(ds[0], int))
+        raise WaveError(f"{label}[{row}]: {ds[row]!r}: the time stamps mix integers and text; use one kind")
+    try:
+        stamps = parse_stamps(np.asarray(ds, np.int64) if kinds == {True} else [str(stamp) for stamp in ds])
+    except StampError as error:
+        raise WaveError(f"{label}[{error.row}]: {error}") from None
+    problem = stamp_problem(stamps, f"{label}[{{}}]".format)
+    if problem is not None:
+        row, why = problem
+        raise WaveError(f"{label}[{row}]: time stamp {ds[row]!r} {why}")
+    return stamps

@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from model_store import sha256_of
+from training.time_column import TIME_COLUMNS, is_number_text, time_column, time_stamps
 
 LONG_COLUMNS = ("unique_id", "ds", "y")
-TIME_COLUMNS = ("ds", "date", "time", "timestamp", "datetime")  # names of a wide file's time column (any case)
 GAP_CELLS = {"", "nan", "na"}
 CHUNK_VALUES = 1 << 22  # values per chunk of series (32 MiB as float64)
-TIME_UNIT = "datetime64[ms]"
 
 
 class DataFileError(ValueError):
@@ -141,42 +140,6 @@ def _trimmed(name: str, values: np.ndarray, stamps: np.ndarray | None) -> Series
     return Series(name, values, stamps)
 
 
-def _is_number_text(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_time_text(cell: str) -> bool:
-    try:
-        np.datetime64(cell.strip(), "ms")
-    except ValueError:
-        return False
-    return not _is_number_text(cell)
-
-
-def time_stamps(cells) -> np.ndarray | None:
-    """Time stamps from a column's cells: int64 when every one is a whole number, datetime64[ms] when every one
-    is a time (ISO 8601 text, or times already), else None."""
-    cells = np.asarray(cells)
-    if np.issubdtype(cells.dtype, np.datetime64):
-        return cells.astype(TIME_UNIT)
-    if np.issubdtype(cells.dtype, np.number):
-        numbers = cells.astype(np.float64)
-    else:
-        try:
-            numbers = np.array([float(cell) for cell in cells.tolist()], np.float64)
-        except (TypeError, ValueError):
-            try:
-                return np.array([str(cell).strip() for cell in cells.tolist()], TIME_UNIT)
-            except ValueError:
-                return None
-    whole = np.isfinite(numbers).all() and (numbers == np.round(numbers)).all()
-    return numbers.astype(np.int64) if whole else None
-
-
 def _cell_value(path: Path, line: int, column: int, name: str, cell: str) -> float:
     text = cell.strip()
     if text.lower() in GAP_CELLS:
@@ -210,7 +173,7 @@ def _csv_header(path: Path) -> tuple[int, list[str]]:
         raise DataFileError(f"{path}: is empty")
     first_line, cells = first
     header = [cell.strip() for cell in cells]
-    if all(_is_number_text(cell) for cell in header if cell):
+    if all(is_number_text(cell) for cell in header if cell):
         raise DataFileError(
             f"{path}: line {first_line} is not a header row ({','.join(cells)[:60]!r}): the first line must name "
             f"the columns, e.g. one name per series (wide) or unique_id,ds,y (long)"
@@ -238,21 +201,12 @@ def _read_csv(path: Path, chunk_values: int, stream: SeriesStream) -> tuple[str,
     return "wide", _csv_wide(path, header, chunk_values, stream)
 
 
-def _time_column(names: list[str], first_cells: list[str] | None) -> int | None:
-    """The index of a wide file's time column: one named like TIME_COLUMNS, else a first column whose first
-    cell is a time stamp."""
-    for index, name in enumerate(names):
-        if name.lower() in TIME_COLUMNS:
-            return index
-    return 0 if first_cells and _is_time_text(str(first_cells[0])) else None
-
-
 def _csv_wide(path: Path, header: list[str], chunk_values: int, stream: SeriesStream) -> Iterator[list[Series]]:
     body = _csv_body(path, header)
     first = next(body, None)
     if first is None:
         return
-    time = _time_column(header, first[1])
+    time = time_column(header, first[1])
     stream.count = len(header) - (time is not None)
     columns = [array("d") for _ in header]
     cells: list[str] = []

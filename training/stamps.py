@@ -7,6 +7,7 @@ the month, or on the last day of each month. Anything else (irregular stamps, on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,33 @@ def continue_stamps(stamps: np.ndarray | None, steps: int, horizon: int) -> Cont
             ends = (future_months + 1).astype("datetime64[D]") - 1
             return Continuation(ends.astype(UNIT) + time_of_day[0], f"{name}, month end")
     return Continuation(None, "", "irregular time stamps: no frequency")
+
+
+def stamp_problem(stamps: np.ndarray, name: Callable[[int], str] = "row {}".format) -> tuple[int, str] | None:
+    """The first row (from 0) whose stamp does not continue the ones before it, and why (rows named by `name`):
+    it repeats the one before, comes before it, or breaks the regular steps of the rows before it (the longest
+    run from the first row that has a frequency by `continue_stamps`'s rules, or one integer step). None when
+    every stamp continues the ones before it."""
+    if len(stamps) < 2:
+        return None
+    differences = np.diff(stamps)
+    zero = differences.dtype.type(0)
+    wrong = np.flatnonzero(differences <= zero)
+    if len(wrong):
+        row = int(wrong[0]) + 1
+        return row, f"repeats {name(row - 1)}" if differences[row - 1] == zero else f"is not after {name(row - 1)}"
+    if np.issubdtype(stamps.dtype, np.integer):
+        regular = int(np.argmax(np.append(differences != differences[0], True))) + 1  # stamps[:regular] are regular
+    else:
+        regular, irregular = 2, len(stamps) + 1  # two stamps are regular; find the longest regular run by halving
+        while irregular - regular > 1:
+            middle = (regular + irregular) // 2
+            inferred = continue_stamps(stamps[:middle], middle, 1).stamps is not None
+            regular, irregular = (middle, irregular) if inferred else (regular, middle)
+    if regular >= len(stamps):
+        return None
+    frequency = continue_stamps(stamps[:regular], regular, 1).frequency
+    return regular, f"breaks the regular steps of {name(0)} to {name(regular - 1)} ({frequency}): irregular time stamps"
 
 
 def _named(step: np.timedelta64) -> str:

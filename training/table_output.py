@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from training.time_column import stamp_texts
+
 SUFFIXES = (".parquet", ".csv")
 
 
@@ -83,14 +85,7 @@ def _csv_cells(column: pa.ChunkedArray) -> list:
     """A column's cells as CSV text: times in ISO 8601 (the date alone at midnight), floats to 8 significant
     digits (the model computes in float32), nulls and NaN as empty cells."""
     if pa.types.is_timestamp(column.type):
-        stamps = column.to_numpy(zero_copy_only=False).astype("datetime64[ms]")
-        valid = ~np.isnat(stamps)
-        midnight = (stamps[valid] == stamps[valid].astype("datetime64[D]")).all()
-        unit = "D" if midnight else "s" if (stamps[valid] == stamps[valid].astype("datetime64[s]")).all() else "ms"
-        return [
-            text if ok else ""
-            for text, ok in zip(np.datetime_as_string(stamps, unit).tolist(), valid.tolist(), strict=True)
-        ]
+        return stamp_texts(column.to_numpy(zero_copy_only=False))
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
         return ["" if np.isnan(value) else f"{value:.8g}" for value in values.tolist()]  # float32's precision

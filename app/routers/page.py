@@ -14,6 +14,7 @@ from app.dependencies import ModelDep
 from app.samples import MAX_SAMPLES, SamplesResponse, sample_waves
 from app.schemas import CsvWave, ErrorResponse
 from app.validation import WaveError
+from training.time_column import stamp_texts
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -69,18 +70,23 @@ async def samples(
     responses={
         413: {"model": ErrorResponse, "description": "the request body is too large"},
         415: {"model": ErrorResponse, "description": "the Content-Type is not text/csv"},
-        422: {"model": ErrorResponse, "description": "a cell is not a number (`detail` names its line and column)"},
+        422: {
+            "model": ErrorResponse,
+            "description": "a cell is not a number, or a time stamp is wrong (`detail` names its line and column)",
+        },
     },
     openapi_extra={"requestBody": {"required": True, "content": {CSV: {"schema": {"type": "string"}}}}},
 )
 async def read_csv_wave(request: Request) -> CsvWave:
     """A `text/csv` body (one row per step, one column per feature, an optional header row; `,`, `;` or tab
     delimited, decimal commas with `;` or tab, an empty cell or `nan`/`NA` is a gap) as rows of numbers (`null`
-    for a gap) and the header's names: exactly what a CSV body of POST /predict becomes."""
+    for a gap), the header's names and a time column's stamps (`ds`, checked: 422 naming the row of one that
+    repeats, goes back or breaks the regular steps): exactly what a CSV body of POST /predict becomes."""
     kind = media_type(request.headers.get("content-type"))
     if kind != CSV:
         raise HTTPException(415, f"unsupported Content-Type {kind!r}: send {CSV}")
     table = read_csv(csv_text(await request.body()))
     if not table.rows:
         raise WaveError("the CSV has no data rows: one row per step, one column per feature")
-    return CsvWave(wave=table.rows, names=table.names)
+    ds = None if table.stamps is None else stamp_texts(table.stamps)
+    return CsvWave(wave=table.rows, names=table.names, ds=ds)

@@ -16,6 +16,7 @@ from app.dependencies import RegistryDep
 from app.routers.predict import ERRORS, as_rows, completed
 from app.schemas import RequestModels
 from app.security import require_api_key
+from app.validation import stamps_array
 
 OBSERVED_COLOR = "#1f4e79"
 PREDICTED_COLOR = "#d9480f"
@@ -38,6 +39,7 @@ def build_router(models: RequestModels) -> APIRouter:
     async def predict_plot(body: PredictRequest, registry: RegistryDep, request: Request) -> Response:
         """The same JSON body as /predict (a flat wave too); the answer is an image/png with one panel per feature."""
         model = registry.get(body.model)
+        stamps_array(body.ds, len(body.wave))  # checked as /predict checks them; the chart counts steps
         (answer,) = await completed(request, model, [body.wave], ["wave"], body.horizon, body.level)
         title = f"{model.ref.name} v{model.ref.version}: next {body.horizon} steps"
         observed = np.asarray(as_rows(body.wave), dtype=np.float64)  # gaps (None) stay gaps (NaN) in the chart

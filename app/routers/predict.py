@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.csv_io import CSV, FILLED_HEADER, CsvOrJsonRoute, to_csv, wants_csv
+from app.csv_io import CSV, FILLED_HEADER, FREQUENCY_HEADER, CsvOrJsonRoute, to_csv, wants_csv
 from app.dependencies import RegistryDep
 from app.inference import Bands, Completion, complete
 from app.model_service import ServedModel
@@ -25,6 +25,9 @@ from app.schemas import (
     wave_shape,
 )
 from app.security import require_api_key
+from app.validation import WaveError, stamps_array
+from training.stamps import continue_stamps
+from training.time_column import stamp_texts
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "an API key is configured and the request lacks it"},
@@ -53,6 +56,19 @@ def band_answer(bands: Bands, flat: bool) -> Intervals:
     return {key: Band(lower=shaped(lower, flat), upper=shaped(upper, flat)) for key, (lower, upper) in bands.items()}
 
 
+def continued(ds: list | None, wave: list, horizon: int, label: str) -> tuple[list[int | str] | None, str | None]:
+    """The stamps of the `horizon` predicted steps and the frequency they follow, continuing the request's `ds`
+    (checked: WaveError names a wrong one) by training/stamps.py's rules, as the bulk command does; step numbers
+    from len(wave) on where no frequency can be inferred. (None, None) without `ds`."""
+    stamps = stamps_array(ds, len(wave), label)
+    if stamps is None:
+        return None, None
+    continuation = continue_stamps(stamps, len(wave), horizon)
+    if continuation.stamps is None:
+        return stamp_texts(continue_stamps(None, len(wave), horizon).stamps), f"none: {continuation.reason}"
+    return stamp_texts(continuation.stamps), continuation.frequency
+
+
 async def completed(
     request: Request, model: ServedModel, waves: list, labels: list[str], horizon: int, levels: list[float] | None
 ) -> list[Completion]:
@@ -79,7 +95,14 @@ def build_router(models: RequestModels) -> APIRouter:
             **ERRORS,
             200: {
                 "content": {CSV: {"example": "feature_1,feature_2,...\n0.12,..."}},
-                "headers": {FILLED_HEADER: {"description": "gaps filled in the wave", "schema": {"type": "integer"}}},
+                "headers": {
+                    FILLED_HEADER: {"description": "gaps filled in the wave", "schema": {"type": "integer"}},
+                    FREQUENCY_HEADER: {
+                        "description": "with a time column: the frequency its `ds` column continues it at, or "
+                        "'none: why' (then `ds` counts steps)",
+                        "schema": {"type": "string"},
+                    },
+                },
             },
         },
         openapi_extra={
@@ -125,12 +148,19 @@ def build_router(models: RequestModels) -> APIRouter:
         CSV works too: send `Content-Type: text/csv` (one row per step, one column per feature, optional header
         row, `?horizon=` in the query; `,`, `;` or tab delimited, decimal commas with `;` or tab, an empty cell or
         `nan`/`NA` is a gap) and/or `Accept: text/csv` to get CSV back (gaps filled in the `X-Wave-Filled` header).
+
+        Time stamps: `ds` (one per observed step), or a time column in a CSV body (named `ds`, `date`, `time`,
+        `timestamp` or `datetime`, or a first column of ISO 8601 times), is checked (a stamp that repeats, goes
+        back or breaks the regular steps is a 422 naming its row) and continued: the answer's `ds` (a first CSV
+        column `ds`) holds the predicted steps' stamps, at the frequency named by `frequency` (the
+        `X-Wave-Frequency` header of a CSV answer).
         """
         model = registry.get(body.model)
+        ds, frequency = continued(body.ds, body.wave, body.horizon, "ds")
         (answer,) = await completed(request, model, [body.wave], ["wave"], body.horizon, body.level)
         if wants_csv(request):
-            csv = to_csv(answer.prediction, answer.bands or None)
-            return Response(csv, media_type=CSV, headers={FILLED_HEADER: str(answer.filled)})
+            headers = {FILLED_HEADER: str(answer.filled)} | ({FREQUENCY_HEADER: frequency} if frequency else {})
+            return Response(to_csv(answer.prediction, answer.bands or None, ds), media_type=CSV, headers=headers)
         flat = wave_shape(body.wave) == "flat"
         return PredictResponse(
             prediction=shaped(answer.prediction, flat),
@@ -138,6 +168,8 @@ def build_router(models: RequestModels) -> APIRouter:
             filled=answer.filled,
             model=model.ref,
             intervals=band_answer(answer.bands, flat) if body.level else None,
+            ds=ds,
+            frequency=frequency,
         )
 
     @router.post(
@@ -151,6 +183,12 @@ def build_router(models: RequestModels) -> APIRouter:
         """Each prediction equals what /predict returns for that wave alone (flat for a wave sent flat)."""
         model = registry.get(body.model)
         labels = [f"wave {i}" for i in range(len(body.waves))]
+        if body.ds is not None and len(body.ds) != len(body.waves):
+            raise WaveError(f"ds has {len(body.ds)} lists of time stamps, one per wave ({len(body.waves)}) is needed")
+        stamps = None
+        if body.ds is not None:
+            pairs = enumerate(zip(body.ds, body.waves, strict=True))
+            stamps = [continued(ds, wave, body.horizon, f"ds[{i}]") for i, (ds, wave) in pairs]
         answers = await completed(request, model, body.waves, labels, body.horizon, body.level)
         flat = [wave_shape(wave) == "flat" for wave in body.waves]
         return BatchPredictResponse(
@@ -159,6 +197,8 @@ def build_router(models: RequestModels) -> APIRouter:
             filled=[a.filled for a in answers],
             model=model.ref,
             intervals=[band_answer(a.bands, f) for a, f in zip(answers, flat, strict=True)] if body.level else None,
+            ds=None if stamps is None else [ds for ds, _ in stamps],
+            frequency=None if stamps is None else [frequency for _, frequency in stamps],
         )
 
     return router
