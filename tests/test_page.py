@@ -189,9 +189,9 @@ async def test_the_page_reads_csv_with_the_services_reader(client):
     semicolon = '\ufeffa;b\r\n1,5;-2,25\r\n"3,0";NA\r\n;4\r\n'  # a decimal-comma spreadsheet export
     answer = await client.post("/csv", content=semicolon.encode(), headers={"content-type": "text/csv"})
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"wave": [[1.5, -2.25], [3.0, None], [None, 4.0]], "names": ["a", "b"]}
+    assert answer.json() == {"wave": [[1.5, -2.25], [3.0, None], [None, 4.0]], "names": ["a", "b"], "ds": None}
     plain = await client.post("/csv", content=b"1,2\n\n3,nan\n", headers={"content-type": "text/csv"})
-    assert plain.json() == {"wave": [[1.0, 2.0], [3.0, None]], "names": None}
+    assert plain.json() == {"wave": [[1.0, 2.0], [3.0, None]], "names": None, "ds": None}
 
 
 @pytest.mark.parametrize(
