@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,41 @@ def test_spreadsheet_csv_with_gaps(open_page):
     assert page.locator("#error").is_hidden()
     assert page.locator("#chart .panel .title").first.text_content() == "a"  # the header, as the service read it
     assert posted == [("POST", "csv"), ("POST", "predict")]
+
+
+def test_csv_with_a_date_column_gets_its_dates_continued(open_page):
+    """A pasted CSV whose first column is a date: the service's reader keeps it out of the features, /predict
+    continues it, and the page labels the x axis and the status with the dates."""
+    page = open_page(viewport={"width": 1280, "height": 800})
+    posted = []
+    page.on("request", lambda request: posted.append(request))
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(90 + 40)]
+    rows = [f"{days[i]}," + ",".join(f"{((i * (f + 3)) % 17) / 4 + f:.3f}" for f in range(3)) for i in range(90)]
+    page.fill("#csv-input", "date,a,b,c\n" + "\n".join(rows))
+    page.fill("#horizon", "40")
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='ready']")
+    chart = page.locator("#chart")
+    assert chart.get_attribute("data-features") == "3" and chart.get_attribute("data-predicted-points") == "40"
+    assert page.locator("#chart .panel .title").first.text_content() == "a"  # the date is no feature
+    assert chart.get_attribute("data-stamps") == f"{days[90]}/{days[129]}"  # 2026-04-01/2026-05-10
+    assert f"40 predicted ({days[90]} to {days[129]}, daily)" in page.locator("#status").inner_text()
+    labels = page.locator("#chart .panel").first.locator("text.tick").all_text_contents()
+    assert any(label.startswith("2026-0") for label in labels), labels
+    [predict] = [r for r in posted if r.method == "POST" and r.url.endswith("/predict")]
+    assert predict.post_data_json["ds"][:2] == ["2026-01-01", "2026-01-02"]
+    assert page.locator("#error").is_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-dates.png"), full_page=True)
+
+
+def test_csv_with_a_repeated_date_is_refused_naming_the_row(open_page):
+    page = open_page(viewport={"width": 1280, "height": 800})
+    rows = [f"{date(2026, 1, 1) + timedelta(days=i - (i == 7))},1,2" for i in range(90)]
+    page.fill("#csv-input", "date,a,b\n" + "\n".join(rows))
+    page.click("#complete-button")
+    page.wait_for_selector("#chart[data-state='error']", state="attached")
+    assert "CSV line 9 (row 7), column 0: time stamp '2026-01-07' repeats row 6" in page.locator("#error").inner_text()
 
 
 def test_api_error_is_shown_in_words(open_page):

@@ -122,7 +122,8 @@
     el.modelLimits.dataset.features = String(model.features);
     const columns = model.features === "any" ? "any number" : String(model.features);
     el.csvHint.textContent =
-      `One row per step (oldest first), one column per feature (${columns}), optional header row; ` +
+      `One row per step (oldest first), one column per feature (${columns}), optional header row, optional ` +
+      `time column first (dates or times, continued in the answer); ` +
       `at least ${min} rows. The model reads the last ${context}.`;
   }
 
@@ -169,7 +170,8 @@
   }
 
   /** The pasted CSV read by the service (POST /csv, the reader /predict uses for CSV bodies): rows of numbers
-   * (null for a gap) and the header's names. A cell that is not a number comes back as a 422 naming its line. */
+   * (null for a gap), the header's names and a time column's stamps (ds, or null). A cell that is not a number, or
+   * a time stamp that repeats, goes back or breaks the regular steps, comes back as a 422 naming its line. */
   async function readCsv(text) {
     if (text.trim() === "") throw new ApiError("The CSV is empty: paste or upload one row per step.");
     return (await api("csv", { method: "POST", headers: { "Content-Type": "text/csv" }, body: text })).json();
@@ -179,13 +181,13 @@
   function sampleInput() {
     const sample = state.samples[Number(el.sampleSelect.value)];
     if (!sample) throw new ApiError("The samples are not loaded yet; try again in a moment.");
-    return { wave: sample.wave, truth: sample.truth, names: null, label: `sample ${sample.id}`, csv: false };
+    return { wave: sample.wave, truth: sample.truth, names: null, ds: null, label: `sample ${sample.id}`, csv: false };
   }
 
   async function currentInput() {
     if (sourceName() === "sample") return sampleInput();
-    const { wave, names } = await readCsv(el.csvInput.value);
-    return { wave, truth: null, names, label: "your CSV", csv: true };
+    const { wave, names, ds } = await readCsv(el.csvInput.value);
+    return { wave, truth: null, names, ds, label: "your CSV", csv: true };
   }
 
   function requestBody(input) {
@@ -195,6 +197,7 @@
     const body = { wave: input.wave, horizon: raw !== "" && Number.isInteger(horizon) ? horizon : raw || null };
     if (state.model) body.model = state.model.name;
     if (el.level.value) body.level = el.level.value.split(",").map(Number);
+    if (input.ds) body.ds = input.ds; // the answer continues them
     return body;
   }
 
@@ -282,12 +285,16 @@
       showModel(body.model.name, body.model.version);
       const truth = input.truth ? input.truth.slice(0, body.horizon) : null;
       const intervals = body.intervals || null;
-      drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names, intervals });
+      const stamps = body.ds ? { observed: input.ds, predicted: body.ds } : null;
+      drawChart({ observed: input.wave, truth, predicted: body.prediction, names: input.names, intervals, stamps });
       el.chart.dataset.state = "ready";
+      const until = body.ds
+        ? ` (${body.ds[0]} to ${body.ds[body.ds.length - 1]}, ${body.frequency})`
+        : "";
       el.status.textContent =
         `${input.label}: ${input.wave.length} steps observed` +
         (body.filled ? ` (${body.filled} missing values filled)` : "") +
-        `, ${body.horizon} predicted by ` +
+        `, ${body.horizon} predicted${until} by ` +
         `${body.model.name} v${body.model.version} in ${Math.round(ms)} ms.`;
     } catch (err) {
       failed(err, input);
@@ -392,10 +399,20 @@
     return d;
   }
 
+  /** An x-axis label: the step's time stamp when the wave has them (shortened: no seconds, no year beside a
+   * time of day), else the step number. */
+  function stepLabel(t, n, stamps) {
+    const stamp = stamps ? (t < n ? stamps.observed[t] : stamps.predicted[t - n]) : undefined;
+    if (stamp === undefined) return String(t);
+    const text = String(stamp);
+    return text.includes("T") ? text.slice(5, 16).replace("T", " ") : text;
+  }
+
   /** Small multiples: per feature the observed steps the model reads, the prediction and the truth. */
   function drawChart(data) {
     const chart = el.chart;
     chart.replaceChildren();
+    const stamps = data && data.stamps ? data.stamps : null; // time stamps of the observed and predicted steps
     const observed = data ? data.observed : [];
     const predicted = data && data.predicted ? data.predicted : null;
     const truth = data && data.truth ? data.truth : null;
@@ -411,6 +428,7 @@
       predictedPoints: String(predicted ? predicted.length : 0),
       truthSeries: String(truth ? features : 0),
       bands: bands.map(([level]) => level).join(","),
+      stamps: stamps ? `${stamps.predicted[0]}/${stamps.predicted[stamps.predicted.length - 1]}` : "",
     });
     if (!features) return;
 
@@ -422,7 +440,7 @@
     const x1 = Math.max(n - 1 + ahead, n);
     const { width, height, left, right, top, bottom } = PANEL;
     const x = (t) => left + ((t - x0) / (x1 - x0)) * (width - left - right);
-    const xTicks = niceTicks(x0, x1, 5).ticks.filter((t) => t >= x0 && t <= x1);
+    const xTicks = niceTicks(x0, x1, stamps ? 3 : 5).ticks.filter((t) => t >= x0 && t <= x1); // dates are wider
 
     for (let f = 0; f < features; f++) {
       const tObserved = [];
@@ -458,7 +476,7 @@
       }
       svg("line", { class: "axis", x1: left, x2: width - right, y1: height - bottom, y2: height - bottom }, root);
       for (const t of xTicks) {
-        svg("text", { class: "tick", x: x(t), y: height - 6, "text-anchor": "middle" }, root).textContent = String(Math.round(t));
+        svg("text", { class: "tick", x: x(t), y: height - 6, "text-anchor": "middle" }, root).textContent = stepLabel(Math.round(t), n, stamps);
       }
       if (ahead) svg("line", { class: "now", x1: x(n - 0.5), x2: x(n - 0.5), y1: top, y2: height - bottom }, root);
 
