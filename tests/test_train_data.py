@@ -146,6 +146,27 @@ def test_a_long_enough_validation_part_calibrates_bands_scored_on_the_test_part(
     assert lines[0].endswith("| 80 % / 95 % band coverage |") and lines[-1].endswith(" % / - |")
 
 
+@pytest.mark.parametrize("header", ["date", "when"])  # a time column's name, or a first column of times
+def test_train_and_evaluate_take_a_wide_csv_whose_first_column_is_a_date(tmp_path, capsys, header):
+    hours = np.datetime64("2026-01-01T00:00:00") + np.arange(1000) * np.timedelta64(1, "h")
+    a, b = seasonal(1000, 24, 2), seasonal(1000, 12, 3)
+    lines = [f"{header},a,b"] + [f"{stamp},{a[t]},{b[t]}" for t, stamp in enumerate(hours.astype(str))]
+    assert lines[1].startswith("2026-01-01T00:00:00,")  # what the old reader refused as not a number
+    csv = tmp_path / "dated.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    args = ["--store", str(tmp_path / "s"), "--name", "dated"]
+    assert main(["train", *args, "--quick", "--max-steps", "2", "--curriculum-steps", "0", "--data", str(csv)]) == 0
+    assert list(load_model(tmp_path / "s", "dated").manifest["data"]["split"]["series"]) == [
+        "dated.csv:a",
+        "dated.csv:b",
+    ]
+    capsys.readouterr()
+    assert main(["evaluate", *args, "--data", str(csv)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["series"]) == {"dated.csv:a", "dated.csv:b"}
+    assert report["data"]["split"]["series"]["dated.csv:a"]["period"] == 24
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
