@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
+import subprocess
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from app.csv_io import read_csv
+from tests.servers import ROOT
 from training.data import unit_waves
 from training.time_column import StampError, parse_stamps, stamp_texts, time_column
 
@@ -207,6 +211,39 @@ async def test_the_openapi_documents_ds_in_requests_and_answers(client):
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
     assert "ds" in schemas["PredictResponse"]["properties"] and "frequency" in schemas["PredictResponse"]["properties"]
     assert "ds" in schemas["PredictRequest"]["properties"] and "ds" in schemas["BatchPredictResponse"]["properties"]
+
+
+def readme_blocks() -> list[str]:
+    """The fenced blocks of the README's "Time stamps" section, without their language line."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Time stamps") : text.index("### Limits")]
+    return [part.split("\n", 1)[1] for part in section.split("```")[1::2]]
+
+
+async def curl(client, line: str, folder) -> str:
+    """What the README's `curl -s 'localhost:8000...' -H ... --data-binary @file` line gets from the app."""
+    path = re.search(r"'localhost:8000([^']*)'", line).group(1)
+    headers = dict(re.findall(r"-H '([^:]+): ([^']+)'", line))
+    body = (folder / re.search(r"--data-binary @(\S+)", line).group(1)).read_bytes()
+    return (await client.post(path, content=body, headers=headers)).text
+
+
+async def test_readme_examples_give_the_outputs_shown(client, tmp_path):
+    commands, shown, more = readme_blocks()
+    generate, csv_out = [line for line in commands.splitlines() if line and not line.startswith("#")]
+    subprocess.run(generate, shell=True, check=True, cwd=tmp_path)
+    got, expected = (
+        list(csv.reader(io.StringIO(text.strip()))) for text in (await curl(client, csv_out, tmp_path), shown)
+    )
+    assert [row[0] for row in got] == [row[0] for row in expected] == ["ds", "2026-04-01", "2026-04-02", "2026-04-03"]
+    np.testing.assert_allclose([float(row[1]) for row in got[1:]], [float(row[1]) for row in expected[1:]], atol=1e-4)
+
+    json_out, edit, refused = [line for line in more.splitlines() if line and not line.startswith("#")]
+    answer = json.loads(await curl(client, json_out, tmp_path))
+    assert json_out.endswith(f"# {answer['ds']} {answer['frequency']}")
+    subprocess.run(edit, shell=True, check=True, cwd=tmp_path)
+    detail = json.loads(await curl(client, refused, tmp_path))["detail"]
+    assert refused.endswith(f'# {{"detail":"{detail}",...}}'), detail
 
 
 # ---------------------------------------------------------------- the shared reader
