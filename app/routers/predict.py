@@ -183,10 +183,12 @@ def build_router(models: RequestModels) -> APIRouter:
         """Each prediction equals what /predict returns for that wave alone (flat for a wave sent flat)."""
         model = registry.get(body.model)
         labels = [f"wave {i}" for i in range(len(body.waves))]
-        if body.ds is not None and len(body.ds) != len(body.waves):
-            raise WaveError(f"ds has {len(body.ds)} lists of time stamps, one per wave ({len(body.waves)}) is needed")
         stamps = None
         if body.ds is not None:
+            if len(body.ds) != len(body.waves):
+                raise WaveError(
+                    f"ds has {len(body.ds)} lists of time stamps, one per wave ({len(body.waves)}) is needed"
+                )
             pairs = enumerate(zip(body.ds, body.waves, strict=True))
             stamps = [continued(ds, wave, body.horizon, f"ds[{i}]") for i, (ds, wave) in pairs]
         answers = await completed(request, model, body.waves, labels, body.horizon, body.level)
