@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app.csv_io import read_csv
+from app.routers.predict import continued
 from tests.servers import ROOT
 from training.data import unit_waves
 from training.time_column import StampError, parse_stamps, stamp_texts, time_column
@@ -264,3 +265,11 @@ def test_stamps_are_parsed_once_and_written_back_at_their_own_unit():
     with pytest.raises(StampError) as error:
         parse_stamps(["1", "2.5"])
     assert error.value.row == 1 and "neither a time stamp nor a whole step number" in str(error.value)
+
+
+def test_without_a_frequency_the_answer_counts_steps_and_says_why():
+    """One stamp has no frequency (the only such case left once irregular stamps are refused; a one-step wave
+    needs WAVE_LIMIT_MIN_STEPS=1 and a model that takes it): ds counts steps from the observed ones."""
+    assert continued(["2026-01-01"], [[1.0]], 3, "ds") == ([1, 2, 3], "none: one time stamp: no frequency")
+    assert continued(None, [[1.0]], 3, "ds") == (None, None)
+    assert continued([7, 9], [[1.0], [2.0]], 2, "ds") == ([11, 13], "2 steps")
