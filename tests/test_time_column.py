@@ -273,3 +273,9 @@ def test_without_a_frequency_the_answer_counts_steps_and_says_why():
     assert continued(["2026-01-01"], [[1.0]], 3, "ds") == ([1, 2, 3], "none: one time stamp: no frequency")
     assert continued(None, [[1.0]], 3, "ds") == (None, None)
     assert continued([7, 9], [[1.0], [2.0]], 2, "ds") == ([11, 13], "2 steps")
+
+
+def test_stamps_with_an_offset_are_read_as_utc_without_a_warning(recwarn):
+    stamps = parse_stamps(["2026-01-01T00:00:00Z", "2026-01-01T03:00:00+02:00"])
+    assert stamp_texts(stamps) == ["2026-01-01T00:00:00", "2026-01-01T01:00:00"]
+    assert not [w for w in recwarn if "timezone" in str(w.message)]

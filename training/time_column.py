@@ -7,12 +7,14 @@ The one reader of time columns, shared by the data files of `train --data`, `eva
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 TIME_COLUMNS = ("ds", "date", "time", "timestamp", "datetime")  # names of a time column (any case)
 TIME_UNIT = "datetime64[ms]"
+OFFSET = re.compile(r"(?<=\d:\d\d)(?:\.\d+)?(Z|([+-])(\d\d):?(\d\d))$")  # after a time of day: Z, +02:00, -0530
 
 
 class StampError(ValueError):
@@ -34,10 +36,26 @@ def is_number_text(cell: str) -> bool:
 def is_time_text(cell: str) -> bool:
     """True for ISO 8601 text (`2026-01-01`, `2026-01-01 08:30`, `2026-01-01T08:30:00`), not for a number."""
     try:
-        stamp = np.datetime64(cell.strip(), "ms")
+        stamp = np.datetime64(utc_texts([cell.strip()])[0][0], "ms")
     except ValueError:
         return False
     return not np.isnat(stamp) and not is_number_text(cell)
+
+
+def utc_texts(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """The texts without a UTC offset (`Z`, `+02:00`), and the offsets to subtract (timedelta64[m]): numpy reads
+    offsets only with a warning."""
+    bare, minutes = [], []
+    for text in texts:
+        found = OFFSET.search(text)
+        if found is None or found.group(1) == "Z":
+            bare.append(text if found is None else text[: found.start(1)])
+            minutes.append(0)
+            continue
+        sign = -1 if found.group(2) == "-" else 1
+        bare.append(text[: found.start(1)])
+        minutes.append(sign * (60 * int(found.group(3)) + int(found.group(4))))
+    return bare, np.array(minutes, "timedelta64[m]")
 
 
 def time_column(names: Sequence[str] | None, first_cells: Sequence | None) -> int | None:
@@ -72,12 +90,13 @@ def parse_stamps(cells) -> np.ndarray:
 
 
 def _times(texts: list[str]) -> np.ndarray:
+    bare, offsets = utc_texts(texts)
     try:
-        times = np.array(texts, TIME_UNIT)
+        times = np.array(bare, TIME_UNIT) - offsets
     except ValueError:
-        for row, text in enumerate(texts):
+        for row, (text, without_offset) in enumerate(zip(texts, bare, strict=True)):
             try:
-                np.datetime64(text, "ms")
+                np.datetime64(without_offset, "ms")
             except ValueError:
                 raise StampError(row, f"{text!r} is not a time stamp (ISO 8601, e.g. 2026-01-31 08:00)") from None
         raise
