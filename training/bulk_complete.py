@@ -26,7 +26,7 @@ from training.completion import Completer, Observed
 from training.datafiles import Series, series_chunks
 from training.progress import Progress
 from training.seasonality import estimate_period
-from training.stamps import continue_stamps
+from training.stamps import Continuation, continue_all
 from training.table_output import TableWriter, check_output
 from training.xla_flags import default_compile_cache, keep_calls_on_one_core, use_compile_cache
 
@@ -83,9 +83,21 @@ class Run:
     def tasks(self, path: Path, chunk: list[Series]) -> list[Task]:
         """The completions of a chunk's series; a series that cannot be completed is listed with its reason."""
         tasks: list[Task] = []
-        for series in chunk:
+        if self.cross_validation:
+            ready, continued = [None] * len(chunk), [None] * len(chunk)
+        else:  # most series at once: those without gaps, and integer stamps
+            ready = self.completer.observe_clean([series.values for series in chunk])
+            steps = [len(series.values) for series in chunk]
+            stamps = [series.stamps if len(series.values) else None for series in chunk]  # empty: skipped below
+            continued = continue_all(stamps, steps, self.completer.horizon)
+        for series, observed, continuation in zip(chunk, ready, continued, strict=True):
             try:
-                made = self._cross_validation(path, series) if self.cross_validation else [self._forecast(path, series)]
+                if self.cross_validation:
+                    made = self._cross_validation(path, series)
+                else:
+                    if observed is None:
+                        observed = self._observe(series.values, series.name)
+                    made = [self._forecast(path, series, observed, continuation)]
             except ValueError as error:
                 self.skipped.append((series.name, str(error)))
                 continue
@@ -101,9 +113,7 @@ class Run:
             raise ValueError("no value")
         return self.completer.observe(values, self.max_gap_fraction, name)
 
-    def _forecast(self, path: Path, series: Series) -> Task:
-        observed = self._observe(series.values, series.name)
-        continued = continue_stamps(series.stamps, len(series.values), self.completer.horizon)
+    def _forecast(self, path: Path, series: Series, observed: Observed, continued: Continuation) -> Task:
         if continued.stamps is None:
             self.no_frequency.append((series.name, continued.reason))
         return Task(self.key(path, series), observed, continued.stamps)
@@ -157,16 +167,13 @@ class Run:
             if kinds:
                 self.ds_type = TIME if np.issubdtype(kinds[0].dtype, np.datetime64) else pa.int64()
         kind = self.ds_type or pa.int64()
-        parts, mask = [], []
-        for value in stamps:
-            fits = value is not None and np.issubdtype(value.dtype, np.datetime64) == (kind == TIME)
-            parts.append(
-                value.astype("datetime64[ms]" if kind == TIME else np.int64)
-                if fits
-                else np.zeros(horizon, "datetime64[ms]" if kind == TIME else np.int64)
-            )
-            mask.append(np.full(horizon, not fits))
-        return pa.array(np.concatenate(parts), type=kind, mask=np.concatenate(mask))
+        unit = "datetime64[ms]" if kind == TIME else np.int64
+        fits = [value is not None and (value.dtype.kind == "M") == (kind == TIME) for value in stamps]
+        if all(fits):
+            return pa.array(np.concatenate(stamps).astype(unit) if stamps else np.zeros(0, unit), type=kind)
+        empty = np.zeros(horizon, unit)
+        parts = [value.astype(unit) if fit else empty for value, fit in zip(stamps, fits, strict=True)]
+        return pa.array(np.concatenate(parts), type=kind, mask=~np.repeat(fits, horizon))
 
     def _score(self, tasks: list[Task], predictions: np.ndarray, bands: dict) -> None:
         horizon, context = self.completer.horizon, self.completer.context

@@ -109,6 +109,20 @@ class Completer:
             raise ValueError(str(error).removeprefix(f"{label}: ").replace("feature 0 ", "")) from None
         return Observed(filled[:, 0].astype(np.float32), count, filled[:, 0])
 
+    def observe_clean(self, series: Sequence[np.ndarray]) -> list[Observed | None]:
+        """`observe` of many series at once where it has nothing to check or fill (long enough, no gap); None for
+        the others (observe them one by one)."""
+        lengths = np.array([len(values) for values in series], np.int64)
+        ends = np.cumsum(lengths)
+        flat = np.concatenate(series) if len(series) else np.zeros(0)
+        gaps = np.concatenate([[0], np.cumsum(np.isnan(flat))])
+        clean = (gaps[ends] == gaps[ends - lengths]) & (lengths >= self.min_steps)
+        narrow = flat.astype(np.float32)
+        return [
+            Observed(narrow[end - length : end], 0, values) if ready else None
+            for values, end, length, ready in zip(series, ends.tolist(), lengths.tolist(), clean.tolist(), strict=True)
+        ]
+
     def submit(self, observed: Sequence[np.ndarray]) -> list[Future]:
         """Start completing observed series (each (T_i,)) on the pool, `batch_rows` per model call."""
         waves = [values[-self.context :, None] for values in observed]

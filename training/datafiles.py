@@ -20,6 +20,7 @@ where there is one, the line (1 = the header line) and column.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from array import array
 from collections.abc import Iterator
@@ -295,6 +296,28 @@ def _last_lines(batches: Iterator[tuple[object, int]]) -> dict[str, int]:
     return last_line
 
 
+def _whole_runs(cells: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
+    """The stamps of a batch's ds cells read at once, and for each run (rows of one series) whether they are
+    that run's own stamps (`_LongSeries.series` would read the same from its cells alone) and increase.
+
+    Only cells that are numbers or times already, and text where every cell of the batch is a whole number,
+    qualify: text that parses as times is read series by series (a series of whole numbers among them is read as
+    numbers)."""
+    stamps = None
+    if np.issubdtype(cells.dtype, np.number) or np.issubdtype(cells.dtype, np.datetime64):
+        stamps = time_stamps(cells)
+    else:
+        with contextlib.suppress(TypeError, ValueError):
+            stamps = time_stamps(np.array([float(cell) for cell in cells.tolist()], np.float64))
+    if stamps is None or not len(stamps):
+        return None, [False] * len(starts)
+    fine = np.ones(len(starts), bool)
+    wrong = np.flatnonzero(~(stamps[1:] > stamps[:-1]))  # between rows wrong and wrong + 1
+    run = np.searchsorted(starts, wrong, side="right") - 1
+    fine[run[wrong + 1 < ends[run]]] = False
+    return stamps, fine.tolist()
+
+
 def _long_series(
     path: Path,
     batches: Iterator[tuple[object, np.ndarray, np.ndarray, np.ndarray]],
@@ -307,7 +330,16 @@ def _long_series(
     chunk: list[Series] = []
     size = 0
     for ids, cells, values, lines in batches:
-        for start, end, key in zip(*_runs(ids), strict=True):
+        starts, ends, keys = _runs(ids)
+        whole = _whole_runs(cells, starts, ends)
+        for start, end, key, fast in zip(starts.tolist(), ends.tolist(), keys, whole[1], strict=True):
+            if fast and key not in open_series and lines[end - 1] == last_line[key]:  # all its rows, in order
+                chunk.append(Series(_label(path, key), values[start:end], whole[0][start:end]))
+                size += end - start
+                if size >= chunk_values:
+                    yield chunk
+                    chunk, size = [], 0
+                continue
             rows = open_series.setdefault(key, _LongSeries())
             rows.add(values[start:end], cells[start:end], lines[start:end])
             if lines[end - 1] == last_line[key]:

@@ -83,6 +83,26 @@ def stamp_problem(stamps: np.ndarray, name: Callable[[int], str] = "row {}".form
     frequency = continue_stamps(stamps[:regular], regular, 1).frequency
     return regular, f"breaks the regular steps of {name(0)} to {name(regular - 1)} ({frequency}): irregular time stamps"
 
+def continue_all(stamps: list[np.ndarray | None], steps: list[int], horizon: int) -> list[Continuation]:
+    """`continue_stamps` of many series (stamps, steps and the horizon as there): integer stamps of one length at
+    once (one array operation per length), the others one by one."""
+    out: list[Continuation | None] = [None] * len(stamps)
+    lengths: dict[int, list[int]] = {}
+    for index, (own, count) in enumerate(zip(stamps, steps, strict=True)):
+        if own is not None and np.issubdtype(own.dtype, np.integer) and len(own) > 1:
+            lengths.setdefault(len(own), []).append(index)
+        else:
+            out[index] = continue_stamps(own, count, horizon)
+    ahead = np.arange(1, horizon + 1)
+    for indices in lengths.values():
+        table = np.stack([stamps[index] for index in indices])
+        differences = np.diff(table, axis=1)
+        step = np.where((differences == differences[:, :1]).all(axis=1), differences[:, 0], 1)
+        future = table[:, -1:] + step[:, None] * ahead
+        for index, row, each in zip(indices, future, step.tolist(), strict=True):
+            out[index] = Continuation(row, "step" if each == 1 else f"{each} steps")
+    return out
+
 
 def _named(step: np.timedelta64) -> str:
     """A fixed step's name: daily, hourly, ... or its length."""
