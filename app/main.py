@@ -18,13 +18,13 @@ from fastapi.staticfiles import StaticFiles
 
 import app.keras_import as keras_first  # noqa: F401  before any Keras import: see the module
 from app import errors, openapi
-from app.heap import freeze_heap
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestContext
 from app.registry import load_registry
 from app.routers import admin, health, metrics, model, page, plot, predict, v2
 from app.schemas import request_models
 from app.settings import Settings, get_settings
+from training.heap import freeze_heap
 from training.xla_flags import keep_calls_on_one_core, use_compile_cache
 
 keep_calls_on_one_core()  # one inference worker per core (see app/batching.py)

@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import RegistryDep
-from app.heap import freeze_heap
 from app.model_service import load_served_model
 from app.schemas import ErrorResponse, ModelName, ModelRef
 from app.security import require_admin
 from model_store import ModelNotFoundError, StoreError
+from training.heap import freeze_heap
 
 logger = logging.getLogger("app.admin")
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])

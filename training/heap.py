@@ -1,4 +1,5 @@
-"""Garbage collection and memory release for a server whose heap is mostly TensorFlow's long-lived objects."""
+"""Garbage collection and memory release for a process whose heap is mostly TensorFlow's long-lived objects (the
+service, `wave-complete`)."""
 
 from __future__ import annotations
 
