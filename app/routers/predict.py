@@ -41,9 +41,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def as_rows(wave: list) -> list:
-    """The wave as rows of values: a flat wave (one feature) becomes one-value rows."""
-    return [[value] for value in wave] if wave_shape(wave) == "flat" else wave
+def as_rows(wave: list) -> list | np.ndarray:
+    """The wave as rows of values: a flat wave (one feature) becomes one-value rows, as an array (steps, 1) made in
+    one call (a gap, None, becomes NaN)."""
+    return np.asarray(wave, np.float64)[:, None] if wave_shape(wave) == "flat" else wave
 
 
 def shaped(values: np.ndarray, flat: bool) -> list:
@@ -53,7 +54,10 @@ def shaped(values: np.ndarray, flat: bool) -> list:
 
 def band_answer(bands: Bands, flat: bool) -> Intervals:
     """Bands as the JSON answer's intervals, shaped like the wave's prediction."""
-    return {key: Band(lower=shaped(lower, flat), upper=shaped(upper, flat)) for key, (lower, upper) in bands.items()}
+    return {
+        key: Band.model_construct(lower=shaped(lower, flat), upper=shaped(upper, flat))
+        for key, (lower, upper) in bands.items()
+    }
 
 
 def continued(ds: list | None, wave: list, horizon: int, label: str) -> tuple[list[int | str] | None, str | None]:
@@ -162,7 +166,8 @@ def build_router(models: RequestModels) -> APIRouter:
             headers = {FILLED_HEADER: str(answer.filled)} | ({FREQUENCY_HEADER: frequency} if frequency else {})
             return Response(to_csv(answer.prediction, answer.bands or None, ds), media_type=CSV, headers=headers)
         flat = wave_shape(body.wave) == "flat"
-        return PredictResponse(
+        # the answer's own types, not validated again: validating its floats cost more than the model
+        return PredictResponse.model_construct(
             prediction=shaped(answer.prediction, flat),
             horizon=body.horizon,
             filled=answer.filled,
@@ -193,7 +198,7 @@ def build_router(models: RequestModels) -> APIRouter:
             stamps = [continued(ds, wave, body.horizon, f"ds[{i}]") for i, (ds, wave) in pairs]
         answers = await completed(request, model, body.waves, labels, body.horizon, body.level)
         flat = [wave_shape(wave) == "flat" for wave in body.waves]
-        return BatchPredictResponse(
+        return BatchPredictResponse.model_construct(  # as in /predict: no validation of the answer's own floats
             predictions=[shaped(a.prediction, f) for a, f in zip(answers, flat, strict=True)],
             horizon=body.horizon,
             filled=[a.filled for a in answers],
