@@ -8,6 +8,15 @@ model). Its time to ready is measured twice: a first start on an empty XLA compi
 runs the load, on the cache the first start filled. With Ray installed (the `ray` extra) it also serves the
 same store on a local Ray cluster with 1 and 2 replicas (`--ray-replicas`) and drives it through Serve's HTTP
 proxy (benchmarks/ray_serving.py, in a process of its own), so the proxy's cost is a ratio to the service.
+
+The service also answers /predict/batch requests of --batch-waves waves from 4 clients, against the model alone
+on the same waves (the Predictor in batches of the service's largest batch on its inference workers). The model
+alone runs in a process of its own (benchmarks/model_alone.py). `--isa native,avx2` (the default) runs all of it
+twice: once with the CPU's own instructions, once with every compiled program of both servers and of the model
+alone capped at AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2, added to any XLA flags already set), as on a host
+without AVX-512; the Ray rows run with the first only. The end lists, per instruction set, the throughput ratio
+at the highest concurrency, the time to ready of the service's restart over the baseline's, and /predict/batch
+over the model alone.
 """
 
 from __future__ import annotations
@@ -110,8 +119,10 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, time_limit: float) -> Run:
-    """`requests` POST /predict calls from `concurrency` clients, stopping early at `time_limit` seconds.
+async def drive(
+    url: str, bodies: list[bytes], concurrency: int, requests: int, time_limit: float, path: str = "/predict"
+) -> Run:
+    """`requests` POST `path` calls from `concurrency` clients, stopping early at `time_limit` seconds.
 
     Each client is its own httpx.AsyncClient on one keep-alive connection, like independent callers (one
     shared pool of many connections costs the load generator several ms of CPU per request at 64). The clients
@@ -129,7 +140,7 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int, 
             issued += 1
             sent = time.perf_counter()
             try:
-                response = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+                response = await client.post(path, content=body, headers={"content-type": "application/json"})
                 ok = response.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -157,6 +168,41 @@ def request_bodies(steps: int, model: str, count: int = 64) -> list[bytes]:
     return [json.dumps({"wave": np.round(w, 5).tolist(), "model": model}).encode() for w in waves]
 
 
+def batch_waves(steps: int, bodies: int, per_body: int) -> list[np.ndarray]:
+    """The waves of the /predict/batch bodies: `bodies` arrays of `per_body` waves (steps, features), as the
+    /predict bodies' waves (rounded as sent)."""
+    from training.data import unit_waves
+
+    waves = np.round(3.0 * unit_waves(np.random.default_rng(1), bodies * per_body, steps, split="test") + 1.0, 5)
+    return [waves[start : start + per_body] for start in range(0, len(waves), per_body)]
+
+
+def batch_bodies(steps: int, model: str, bodies: int, per_body: int) -> list[bytes]:
+    return [json.dumps({"waves": w.tolist(), "model": model}).encode() for w in batch_waves(steps, bodies, per_body)]
+
+
+def isa_env(isa: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` for servers whose compiled programs use at most the instruction set `isa` ("native": the CPU's own),
+    keeping any other XLA flags of this process's environment."""
+    from training.xla_flags import with_max_isa
+
+    return {**env, "XLA_FLAGS": with_max_isa(os.environ.get("XLA_FLAGS", ""), isa)}
+
+
+def model_alone(env: dict[str, str], model: str, args, batch: int, workers: int) -> dict:
+    """benchmarks.model_alone in a process of its own, with `env` (so its XLA flags apply)."""
+    command = [sys.executable, "-m", "benchmarks.model_alone", "--model", model, "--steps", str(args.steps)]
+    command += ["--batch", str(batch), "--threads", str(workers), "--batch-waves", str(args.batch_waves)]
+    command += ["--batch-bodies", str(BATCH_BODIES)]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmarks.model_alone failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+BATCH_BODIES = 4  # distinct /predict/batch bodies, sent in turn
+
+
 def first_start_seconds(app: str, env: dict) -> float:
     """Seconds until ready on a first start (env's compile cache empty); the server is stopped again."""
     process, _, seconds = start(app, env)
@@ -164,7 +210,8 @@ def first_start_seconds(app: str, env: dict) -> float:
     return seconds
 
 
-def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[int], args) -> dict:
+def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[int], args, batch=None) -> dict:
+    """The server's runs at each concurrency, and with `batch` (bodies, concurrency) its /predict/batch run."""
     process, url, ready_seconds = start(app, env)
     try:
         asyncio.run(drive(url, bodies, 4, 16, 30))  # warm the connection path
@@ -175,7 +222,15 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
             run = asyncio.run(drive(url, bodies, level, count, args.time_limit))
             run.server_cores = (cpu_seconds(process.pid) - server_before) / run.seconds
             runs.append(run)
-        return {"name": name, "ready_seconds": ready_seconds, "rss_mb": rss_mb(process.pid), "runs": runs}
+        result = {"name": name, "ready_seconds": ready_seconds, "rss_mb": rss_mb(process.pid), "runs": runs}
+        if batch is not None:
+            batch_bodies, concurrency = batch
+            asyncio.run(drive(url, batch_bodies, concurrency, concurrency, 60, "/predict/batch"))  # warm
+            count = max(args.batch_requests, concurrency)
+            result["batch"] = asyncio.run(
+                drive(url, batch_bodies, concurrency, count, args.time_limit, "/predict/batch")
+            )
+        return result
     finally:
         stop(process)
 
@@ -196,7 +251,7 @@ def measure_ray(replicas: str, env: dict, model: str, levels: list[int], args) -
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (at least 4x it)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per level")
@@ -205,70 +260,82 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-requests", type=int, default=200, help="requests per level for the baseline")
     parser.add_argument("--model", help="the served model the requests name (default: the default model)")
     parser.add_argument(
+        "--isa",
+        default="native,avx2",
+        help="instruction sets, comma-separated: each runs the whole measurement with both servers' compiled "
+        "programs capped at it (XLA_FLAGS=--xla_cpu_max_isa=AVX2 for avx2; native: the CPU's own) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--batch-waves", type=int, default=32, help="waves per /predict/batch request")
+    parser.add_argument("--batch-requests", type=int, default=64, help="/predict/batch requests (4 clients)")
+    parser.add_argument(
         "--ray-replicas",
         default="1,2" if importlib.util.find_spec("ray") else "",
-        help="replica counts of the Ray rows, empty for none (default: 1,2 when Ray is installed)",
+        help="replica counts of the Ray rows (native only), empty for none (default: 1,2 when Ray is installed)",
     )
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
+    args.isas = [isa.strip().lower() for isa in args.isa.split(",") if isa.strip()]
+    if not args.isas:
+        parser.error("--isa needs at least one instruction set")
+    return args
 
-    from app.settings import get_settings
-    from model_store import list_models
-    from training.xla_flags import available_cpus
 
-    settings = get_settings()
-    model = args.model or settings.model_name
+BATCH_CONCURRENCY = 4  # /predict/batch clients: enough waves queued for every inference worker
+
+
+def measure_isa(isa: str, args, model: str, settings, levels: list[int]) -> dict:
+    """Every measurement with both servers' (and the model alone's) programs capped at `isa`."""
     bodies = request_bodies(args.steps, model)
     cache = tempfile.TemporaryDirectory(prefix="wave-xla-cache-")
-    env = {"WAVE_LOG_LEVEL": "warning", "WAVE_COMPILE_CACHE": cache.name}
+    env = isa_env(isa, {"WAVE_LOG_LEVEL": "warning", "WAVE_COMPILE_CACHE": cache.name})
     first_ready = first_start_seconds("app.main:app", env)
-    service = measure("service", "app.main:app", env, bodies, levels, args)
+    batch = (batch_bodies(args.steps, model, BATCH_BODIES, args.batch_waves), BATCH_CONCURRENCY)
+    service = measure("service", "app.main:app", env, bodies, levels, args, batch)
     cache.cleanup()
     baseline_args = argparse.Namespace(requests=args.baseline_requests, time_limit=args.time_limit)
     baseline_env = {**env, "WAVE_MODEL_NAME": model}
     baseline = measure("baseline", "benchmarks.baseline_app:app", baseline_env, bodies, levels, baseline_args)
-    ray_results = measure_ray(args.ray_replicas, env, model, levels, args) if args.ray_replicas else []
-
-    from training.xla_flags import keep_calls_on_one_core
-
-    keep_calls_on_one_core()  # as in the service
-    from benchmarks.flops import flops_per_wave, matmul_gflops, model_waves_per_second
-    from training.loading import load_model
-
-    loaded = load_model(settings.store, model, settings.model_version if model == settings.model_name else None)
-    version, architecture = loaded.version, loaded.manifest["architecture"]
-    flops = flops_per_wave(architecture, args.steps)
-    gflops = matmul_gflops()
-    largest, workers = settings.max_batch_size, settings.inference_workers
-    rates = {
-        (batch, threads): model_waves_per_second(loaded.model, args.steps, batch, threads)
-        for batch, threads in [(1, 1), (largest, 1), (largest, workers)]
+    ray_results = []
+    if args.ray_replicas and isa == args.isas[0]:
+        ray_results = measure_ray(args.ray_replicas, env, model, levels, args)
+    alone = model_alone(env, model, args, settings.max_batch_size, settings.inference_workers)
+    return {
+        "isa": isa,
+        "xla_flags": env["XLA_FLAGS"],
+        "first_ready": first_ready,
+        "service": service,
+        "baseline": baseline,
+        "ray": ray_results,
+        "alone": alone,
     }
 
-    cpus = available_cpus()
-    served = ", ".join(settings.models.split(",") if settings.models else list_models(settings.store))
-    print(f"model {model} v{version}, {args.steps} observed steps per wave, {cpus} CPUs; the service serves {served}")
+
+def report(result: dict, levels: list[int], cpus: int, largest: int, workers: int, waves: int) -> None:
+    """One instruction set's table, times to ready and ratios."""
+    service, baseline, ray_results, alone = result["service"], result["baseline"], result["ray"], result["alone"]
+    print(f"instruction set: {result['isa']} (XLA_FLAGS={result['xla_flags']!r})")
     header = (
         f"{'server':9} {'conc':>4} {'reqs':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'cores: server':>13} {'client':>6}"
     )
     print(header)
-    for result in (service, baseline, *ray_results):
-        for run in result["runs"]:
+    for entry in (service, baseline, *ray_results):
+        for run in entry["runs"]:
             print(
-                f"{result['name']:9} {run.concurrency:4d} {run.requests:5d} {run.errors:4d} {run.throughput:8.1f}"
+                f"{entry['name']:9} {run.concurrency:4d} {run.requests:5d} {run.errors:4d} {run.throughput:8.1f}"
                 f" {run.percentile(50):8.1f} {run.percentile(95):8.1f} {run.percentile(99):8.1f}"
                 f" {run.server_cores:13.2f} {run.client_cores:6.2f}"
             )
     print(
-        f"service: time to ready {first_ready:.1f} s on a first start (empty compile cache), "
+        f"service: time to ready {result['first_ready']:.1f} s on a first start (empty compile cache), "
         f"{service['ready_seconds']:.1f} s on a restart; RSS after load {service['rss_mb']:.0f} MB"
     )
     print(f"baseline: time to ready {baseline['ready_seconds']:.1f} s, RSS after load {baseline['rss_mb']:.0f} MB")
-    for result in ray_results:
+    print(f"time to ready, service restart / baseline: x{service['ready_seconds'] / baseline['ready_seconds']:.2f}")
+    for entry in ray_results:
         print(
-            f"{result['name']}: {result['replicas']} replica(s) of {result['cpus_per_replica']} CPU(s) behind Serve's"
-            f" proxy, time to ready {result['ready_seconds']:.1f} s, replicas' RSS {result['rss_mb']:.0f} MB"
+            f"{entry['name']}: {entry['replicas']} replica(s) of {entry['cpus_per_replica']} CPU(s) behind Serve's"
+            f" proxy, time to ready {entry['ready_seconds']:.1f} s, replicas' RSS {entry['rss_mb']:.0f} MB"
         )
     print("ratios (service / baseline):")
     for s, b in zip(service["runs"], baseline["runs"], strict=True):
@@ -276,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  concurrency {s.concurrency:3d}: throughput x{s.throughput / b.throughput:.1f},"
             f" p50 latency x{s.percentile(50) / b.percentile(50):.2f}"
         )
-    for result in ray_results:
-        print(f"ratios ({result['name']} through Serve's proxy / service):")
-        for r, s in zip(result["runs"], service["runs"], strict=True):
+    for entry in ray_results:
+        print(f"ratios ({entry['name']} through Serve's proxy / service):")
+        for r, s in zip(entry["runs"], service["runs"], strict=True):
             print(
                 f"  concurrency {r.concurrency:3d}: throughput x{r.throughput / s.throughput:.2f},"
                 f" p50 latency x{r.percentile(50) / s.percentile(50):.2f}"
@@ -287,16 +354,61 @@ def main(argv: list[str] | None = None) -> int:
     for run in service["runs"]:
         cpu_ms = (run.server_cores + run.client_cores) / run.throughput * 1000
         print(f"  concurrency {run.concurrency:3d}: {cpu_ms:.2f} ms, at most {cpus * 1000 / cpu_ms:.0f} req/s")
+    combos = [(1, 1), (largest, 1), (largest, workers)]
     print(
         "model alone (in process, no HTTP): "
-        + ", ".join(f"batch {b} x {t} thread{'s' * (t > 1)}: {r:.0f} waves/s" for (b, t), r in rates.items())
+        + ", ".join(
+            f"batch {b} x {t} thread{'s' * (t > 1)}: {alone['rates'][f'{b}x{t}']:.0f} waves/s" for b, t in combos
+        )
+    )
+    batch_run, batch_alone = service["batch"], alone["batch_waves_per_second"]
+    batch_rate = batch_run.throughput * waves
+    print(
+        f"/predict/batch ({waves} waves per request, {batch_run.concurrency} clients, {batch_run.errors} errors): "
+        f"{batch_rate:.0f} waves/s = {batch_rate / batch_alone:.0%} of the model alone on the same waves "
+        f"({batch_alone:.0f} waves/s, batches of {largest} on {workers} thread{'s' * (workers > 1)})"
     )
     best = max(run.throughput for run in service["runs"])
+    flops, gflops = alone["flops"], alone["gflops"]
     print(f"FLOPs per wave {flops / 1e6:.1f} M; matmul {gflops:.1f} GFLOP/s; best service throughput")
     print(
         f"  {best:.1f} waves/s = {best * flops / 1e9:.2f} GFLOP/s = {100 * best * flops / 1e9 / gflops:.1f}% of the matmul rate"
     )
-    return 0 if all(run.errors == 0 for result in (service, *ray_results) for run in result["runs"]) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    from app.settings import get_settings
+    from model_store import list_models
+    from training.xla_flags import available_cpus
+
+    settings = get_settings()
+    model = args.model or settings.model_name
+    results = [measure_isa(isa, args, model, settings, levels) for isa in args.isas]
+
+    cpus = available_cpus()
+    served = ", ".join(settings.models.split(",") if settings.models else list_models(settings.store))
+    version = results[0]["alone"]["version"]
+    print(f"model {model} v{version}, {args.steps} observed steps per wave, {cpus} CPUs; the service serves {served}")
+    for result in results:
+        report(result, levels, cpus, settings.max_batch_size, settings.inference_workers, args.batch_waves)
+    if len(results) > 1:
+        top = max(levels)
+        print(f"throughput ratio (service / baseline) at concurrency {top}, per instruction set:")
+        for result in results:
+            s = next(run for run in result["service"]["runs"] if run.concurrency == top)
+            b = next(run for run in result["baseline"]["runs"] if run.concurrency == top)
+            ready = result["service"]["ready_seconds"] / result["baseline"]["ready_seconds"]
+            batch = result["service"]["batch"].throughput * args.batch_waves / result["alone"]["batch_waves_per_second"]
+            print(
+                f"  {result['isa']:7} x{s.throughput / b.throughput:.1f}; time to ready x{ready:.2f} of the "
+                f"baseline's; /predict/batch {batch:.0%} of the model alone"
+            )
+    runs = [run for result in results for entry in (result["service"], *result["ray"]) for run in entry["runs"]]
+    batches = [result["service"]["batch"] for result in results]
+    return 0 if all(run.errors == 0 for run in runs + batches) else 1
 
 
 if __name__ == "__main__":

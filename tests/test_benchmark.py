@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     command = [sys.executable, "-m", "benchmarks.serving", "--requests", "8", "--baseline-requests", "4"]
     command += ["--concurrency", "1,2", "--time-limit", "30", "--ray-replicas", "1" if ray_installed() else ""]
+    command += ["--isa", "native", "--batch-waves", "3", "--batch-requests", "4"]
     env = {**os.environ, "WAVE_MODELS": DEFAULT_MODEL}  # one model to compile (the benchmark starts the service twice)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,11 +33,31 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     assert "on a first start (empty compile cache)" in ready and "on a restart; RSS after load" in ready
     assert any(line.startswith("  concurrency   2: throughput x") for line in lines)
     assert any(line.startswith("model alone") for line in lines)
+    assert lines[1].startswith("instruction set: native (XLA_FLAGS=")
+    assert any(line.startswith("time to ready, service restart / baseline: x") for line in lines)
+    batch = next(line for line in lines if line.startswith("/predict/batch (3 waves per request, 4 clients, 0 errors)"))
+    assert "% of the model alone on the same waves" in batch
     assert any(line.startswith("  concurrency   2:") and "req/s" in line and " ms, at most " in line for line in lines)
     assert any("% of the matmul rate" in line for line in lines)
     if ray_installed():  # the service through Serve's proxy, one replica of both CPUs
         assert any(line.startswith("ray-1: 1 replica(s) of ") and "time to ready" in line for line in lines)
         assert any(line.startswith("ratios (ray-1 through Serve's proxy / service):") for line in lines)
+
+
+def test_the_isa_mode_caps_both_servers_programs_keeping_other_xla_flags(monkeypatch):
+    from benchmarks.serving import isa_env, parse_args
+
+    assert parse_args([]).isas == ["native", "avx2"]
+    assert parse_args(["--isa", "AVX2"]).isas == ["avx2"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_max_isa=AVX512")
+    env = {"WAVE_COMPILE_CACHE": "/tmp/x"}
+    assert isa_env("avx2", env) == {
+        "WAVE_COMPILE_CACHE": "/tmp/x",
+        "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_max_isa=AVX2",
+    }
+    assert isa_env("native", env)["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type="
+    monkeypatch.delenv("XLA_FLAGS")
+    assert isa_env("avx2", {})["XLA_FLAGS"] == "--xla_cpu_max_isa=AVX2"
 
 
 def ray_installed() -> bool:

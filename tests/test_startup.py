@@ -10,7 +10,15 @@ import httpx
 from app.schemas import example_wave
 from tests.conftest import DEFAULT_MODEL
 from tests.servers import ROOT, running_server
-from training.xla_flags import CACHE_FLAG, cpu_signature, tensorflow_version, use_compile_cache
+from training.xla_flags import (
+    CACHE_FLAG,
+    MAX_ISA_FLAG,
+    cpu_signature,
+    max_isa,
+    tensorflow_version,
+    use_compile_cache,
+    with_max_isa,
+)
 
 
 def test_cache_folder_is_set_once_replacing_an_earlier_one(tmp_path, monkeypatch):
@@ -32,6 +40,20 @@ def test_each_kind_of_cpu_gets_its_own_cache_folder(tmp_path):
     twice.write_text(avx2.read_text() + avx2.read_text().replace(": 0", ": 1"))
     assert cpu_signature(avx512) != cpu_signature(avx2) == cpu_signature(twice)
     assert cpu_signature(tmp_path / "missing") == "unknown-cpu"
+
+
+def test_programs_capped_at_an_instruction_set_get_their_own_cache_folder(tmp_path, monkeypatch):
+    """XLA_FLAGS' --xla_cpu_max_isa changes the compiled programs: an AVX2-capped set is never loaded uncapped."""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
+    native = use_compile_cache(tmp_path)
+    monkeypatch.setenv("XLA_FLAGS", f"--xla_cpu_experimental_ynn_fusion_type= {MAX_ISA_FLAG}=AVX2")
+    capped = use_compile_cache(tmp_path)
+    assert native == tmp_path / f"tf-{tensorflow_version()}-{cpu_signature()}"
+    assert capped == tmp_path / f"tf-{tensorflow_version()}-{cpu_signature()}-avx2" and capped.is_dir()
+    assert os.environ["TF_XLA_FLAGS"].endswith(f"{CACHE_FLAG}={capped}")
+    assert with_max_isa("--a=1 --xla_cpu_max_isa=SSE4_2", "avx2") == "--a=1 --xla_cpu_max_isa=AVX2"
+    assert with_max_isa("--a=1 --xla_cpu_max_isa=AVX2", "native") == "--a=1"
+    assert max_isa("--xla_cpu_max_isa=AVX512 --xla_cpu_max_isa=AVX2") == "avx2" and max_isa("") == ""
 
 
 def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch):

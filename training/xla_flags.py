@@ -67,15 +67,35 @@ def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return hashlib.sha256("\n".join(described).encode()).hexdigest()[:12]
 
 
+MAX_ISA_FLAG = "--xla_cpu_max_isa"  # caps the instructions compiled programs use, e.g. =AVX2
+
+
+def max_isa(flags: str | None = None) -> str:
+    """The instruction set XLA_FLAGS (or `flags`) caps compiled programs at, lower case ("avx2"); "" for none."""
+    found = ""
+    for flag in (os.environ.get("XLA_FLAGS", "") if flags is None else flags).split():
+        if flag.startswith(f"{MAX_ISA_FLAG}="):
+            found = flag.partition("=")[2].lower()  # the last one counts, as in XLA
+    return found
+
+
+def with_max_isa(flags: str, isa: str) -> str:
+    """`flags` (an XLA_FLAGS value) capped at `isa` ("" or "native": no cap), other flags kept."""
+    kept = [flag for flag in flags.split() if not flag.startswith(f"{MAX_ISA_FLAG}=")]
+    return " ".join(kept + ([f"{MAX_ISA_FLAG}={isa.upper()}"] if isa and isa != "native" else []))
+
+
 def use_compile_cache(folder: str | Path) -> Path | None:
-    """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version>-<cpu signature> (created); "" turns the
-    cache off.
+    """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version>-<cpu signature>[-<max isa>] (created); ""
+    turns the cache off. Programs capped at an instruction set (XLA_FLAGS' --xla_cpu_max_isa) are not those of
+    the CPU's own, so each cap has its own folder.
 
     Sets TF_XLA_FLAGS, replacing any cache folder already there, so it takes effect if the process has not
     compiled anything with XLA yet. Returns the folder used, or None (off, or the folder cannot be created).
     """
     flags = [flag for flag in os.environ.get("TF_XLA_FLAGS", "").split() if not flag.startswith(CACHE_FLAG)]
-    cache = Path(folder).expanduser() / f"tf-{tensorflow_version()}-{cpu_signature()}" if str(folder) else None
+    kind = f"tf-{tensorflow_version()}-{cpu_signature()}" + (f"-{max_isa()}" if max_isa() else "")
+    cache = Path(folder).expanduser() / kind if str(folder) else None
     if cache is not None:
         try:
             if any(character.isspace() for character in str(cache)):
