@@ -33,11 +33,15 @@ def wave_array(
         raise WaveError(f"{label} has {len(wave)} steps, at least {min_steps} are needed")
     width = features if features is not None or not len(wave) else len(wave[0])
     expects = f"the model expects {features}" if features is not None else f"row 0 has {width}"
-    fits = isinstance(wave, np.ndarray) and wave.ndim == 2 and wave.shape[1] == width  # no row to check
+    try:
+        array = np.asarray(wave, dtype=np.float64)  # None becomes NaN: a gap
+    except ValueError:  # rows of different widths: found below
+        array = None
+    fits = array is not None and array.ndim == 2 and array.shape[1] == width  # no row to check one by one
     for row, values in enumerate(() if fits else wave):
         if len(values) != width:
             raise WaveError(f"{label}: row {row} has {len(values)} values, {expects}")
-    array = np.asarray(wave, dtype=np.float64)  # None becomes NaN: a gap
+    array = np.asarray(wave, dtype=np.float64) if array is None else array
     infinite = np.isinf(array)
     if infinite.any():
         row, column = np.argwhere(infinite)[0]
