@@ -83,6 +83,7 @@ def stamp_problem(stamps: np.ndarray, name: Callable[[int], str] = "row {}".form
     frequency = continue_stamps(stamps[:regular], regular, 1).frequency
     return regular, f"breaks the regular steps of {name(0)} to {name(regular - 1)} ({frequency}): irregular time stamps"
 
+
 def continue_all(stamps: list[np.ndarray | None], steps: list[int], horizon: int) -> list[Continuation]:
     """`continue_stamps` of many series (stamps, steps and the horizon as there): integer stamps of one length at
     once (one array operation per length), the others one by one."""
