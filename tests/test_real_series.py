@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from training.baselines import persistence, seasonal_naive, window_mean
-from training.real_series import SERIES, RealSeries, evaluate_real, windows
+from training.real_series import CHECK_SERIES, SERIES, RealSeries, evaluate_real, windows
 from training.report import real_table
 
 
@@ -14,7 +14,12 @@ def test_the_four_held_aside_series_are_marked():
     assert len({s.domain for s in SERIES}) >= 5
 
 
-@pytest.mark.parametrize("series", SERIES, ids=lambda s: s.name)
+def test_the_check_series_are_apart_from_the_eight():
+    assert all(s.check and not s.held_aside for s in CHECK_SERIES) and not any(s.check for s in SERIES)
+    assert not {s.name for s in CHECK_SERIES} & {s.name for s in SERIES}
+
+
+@pytest.mark.parametrize("series", SERIES + CHECK_SERIES, ids=lambda s: s.name)
 def test_every_series_ships_with_its_package_and_fits_a_window(series):
     values = series.load()
     assert values.ndim == 1 and np.isfinite(values).all()
@@ -97,6 +102,9 @@ def test_the_real_table_shows_every_series_and_the_geometric_mean():
     assert lines[2] == "| ramp (held aside) | test | 4 | 1 x 60 | **0.250** | 8.000 | 0.625 |"
     assert lines[3] == "| saw | test2 | 4 | 1 x 60 | **0.375** | 8.000 | 1.125 |"
     assert lines[4] == "| geometric mean | | | | **0.306** | 8.000 | 0.839 |"
+    checked = evaluate_real(last_plus_two, 60, horizon=4, series=(RAMP, RealSeries(**{**vars(SAW), "check": True})))
+    assert checked["series"]["saw"]["check"] is True and "check" not in checked["series"]["ramp"]
+    assert real_table(checked, "m/1").splitlines()[3].startswith("| saw (check) | test2 |")
 
 
 def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
@@ -119,6 +127,13 @@ def test_cli_scores_a_trained_model_on_real_series(tiny_store, capsys):
     assert lines[0].endswith("| 80 % / 95 % band coverage | 80 % band width / MAE |") and lines[-1].count("%") == 2
     width = next(e for e in report["series"].values())["intervals"]["80"]["width_over_mae"]
     assert lines[2].endswith(f" % | {width:.1f} |")
+    assert main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--real", "--check-series"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert set(checked["series"]) == {s.name for s in SERIES + CHECK_SERIES}
+    assert checked["series"]["co2_weekly"] == report["series"]["co2_weekly"]  # the eight score as without them
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--store", str(tiny_store), "--name", "tiny", "--check-series"])
+    assert "--check-series needs --real" in capsys.readouterr().err
 
 
 def test_a_synthetic_model_records_its_zero_shot_real_score(tmp_path, capsys):

@@ -123,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="score on real recorded series (training/real_series.py; needs the extra `real`) instead of sines",
     )
+    evaluate.add_argument(
+        "--check-series",
+        action="store_true",
+        help="with --real: also the check series (a stock price, daily weather), which choose nothing",
+    )
     add_data_arguments(evaluate, None)
 
     calibrate = commands.add_parser(
@@ -150,6 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--families needs --synthetic")
     if getattr(args, "integer_periods", None) is not None and not args.synthetic:
         parser.error("--integer-periods needs --synthetic")
+    if getattr(args, "check_series", False) and not args.real:
+        parser.error("--check-series needs --real")
     return args
 
 
@@ -309,9 +316,9 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     loaded = load_model(args.store, args.name, args.version)
     started = time.monotonic()
     if args.real:
-        from training.real_series import evaluate_version
+        from training.real_series import CHECK_SERIES, SERIES, evaluate_version
 
-        report = evaluate_version(loaded)
+        report = evaluate_version(loaded, SERIES + CHECK_SERIES if args.check_series else SERIES)
     elif args.data:
         from training.own_data import evaluate_stored
 

@@ -48,6 +48,12 @@ def _sst() -> np.ndarray:
     return _statsmodels("elnino").drop(columns="YEAR").to_numpy(np.float64).ravel()
 
 
+def _msft() -> np.ndarray:
+    from pmdarima import datasets
+
+    return datasets.load_msft()["Close"].to_numpy(np.float64)[-2500:]
+
+
 def _sunspots_yearly() -> np.ndarray:
     return _statsmodels("sunspots")["SUNACTIVITY"].to_numpy(np.float64)
 
@@ -62,6 +68,7 @@ class RealSeries:
     held_aside: bool
     description: str
     load: Callable[[], np.ndarray]
+    check: bool = False  # a check series: scored only with `evaluate --real --check-series`, never to choose
 
 
 SERIES = (
@@ -81,6 +88,17 @@ SERIES = (
                "(vega_datasets sf-temps)", lambda: _vega("sf_temps", "temp")),
     RealSeries("beer_quarterly", "production", 4, False, "quarterly Australian beer production 1956-2008 "
                "(pmdarima ausbeer)", lambda: _pmdarima("ausbeer")),
+)  # fmt: skip
+
+# Series nobody chose a model or a calibration on, scored beside SERIES to check that the bands hold on kinds of
+# data the eight lack: a random walk (a stock price) and daily weather.
+CHECK_SERIES = (
+    RealSeries("msft_daily", "finance", 5, False, "daily closing price of MSFT, its last 2500 trading days "
+               "(pmdarima msft)", _msft, check=True),
+    RealSeries("seattle_tmax_daily", "weather", 7, False, "daily maximum temperature, Seattle 2012-2015 "
+               "(vega_datasets seattle-weather)", lambda: _vega("seattle_weather", "temp_max"), check=True),
+    RealSeries("seattle_wind_daily", "weather", 7, False, "daily mean wind speed, Seattle 2012-2015 "
+               "(vega_datasets seattle-weather)", lambda: _vega("seattle_weather", "wind"), check=True),
 )  # fmt: skip
 
 
@@ -125,6 +143,7 @@ def evaluate_real(
             "domain": item.domain,
             "period": item.period,
             "held_aside": item.held_aside,
+            **({"check": True} if item.check else {}),
             "description": item.description,
             "windows": len(observed),
             "observed_steps": observed.shape[1],
@@ -162,11 +181,12 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
     return forecast
 
 
-def evaluate_version(loaded) -> dict:
-    """`evaluate_real` of a published version (a `training.loading.LoadedModel`), with the bands of its
-    calibration record."""
+def evaluate_version(loaded, series=SERIES) -> dict:
+    """`evaluate_real` of a published version (a `training.loading.LoadedModel`) on `series`, with the bands of
+    its calibration record."""
     from training.predict import Predictor
 
     architecture = loaded.manifest["architecture"]
     forecast = model_forecast(Predictor(loaded.model))
-    return evaluate_real(forecast, architecture["max_context"], architecture["horizon"], calibration=loaded.calibration)
+    context, horizon = architecture["max_context"], architecture["horizon"]
+    return evaluate_real(forecast, context, horizon, series=series, calibration=loaded.calibration)

@@ -88,7 +88,7 @@ def real_table(report: dict, label: str = "model") -> str:
     header += ["80 % / 95 % band coverage", "80 % band width / MAE"] if bands else []
     rows = []
     for name, e in report["series"].items():
-        mark = " (held aside)" if e["held_aside"] else ""
+        mark = " (held aside)" if e["held_aside"] else " (check)" if e.get("check") else ""
         r = e["relative_mae"]
         rows.append(
             [f"{name}{mark}", e["domain"], str(e["period"]), f"{e['windows']} x {e['observed_steps']}"]
