@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 # level 3: the service's log stays JSON lines; TensorFlow's C++ notes (and XLA's false alarms when it loads cached
@@ -49,8 +50,10 @@ async def lifespan(app: FastAPI):
     """Load, verify and warm up the models before serving (unless preloaded); stop their batchers on shutdown."""
     registry = app.state.preloaded or load_registry(app.state.settings, app.state.metrics)
     app.state.preloaded = None
+    # one thread compiles the programs each model deferred at loading, one after the other, while serving
+    app.state.warmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
     for served in registry:
-        served.batcher.start()
+        served.start(app.state.warmer)
         app.state.metrics.serving(served.ref)
     app.state.registry = registry
     freeze_heap()
@@ -58,6 +61,7 @@ async def lifespan(app: FastAPI):
         yield
     finally:
         current, app.state.registry = app.state.registry, None
+        app.state.warmer.shutdown(wait=False, cancel_futures=True)
         await asyncio.gather(*app.state.retiring)
         await asyncio.gather(*(served.batcher.stop() for served in current))
 

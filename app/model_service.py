@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +35,23 @@ class ServedModel:
     batcher: MicroBatcher
     summary: ModelSummary
     calibration: Calibration | None = None  # prediction intervals, when the version is calibrated
+    warming: list[Future] = field(default_factory=list)  # the deferred programs' compilations
+
+    def start(self, warmer: Executor) -> None:
+        """Start batching, and compile the programs deferred at loading on `warmer` meanwhile."""
+        self.batcher.start()
+        self.warming = [warmer.submit(self.predict.warm_up, [shape]) for shape in self.predict.deferred]
+        if self.warming:
+            self.warming[-1].add_done_callback(self._log_warm)
+
+    def stop_warming(self) -> None:
+        """Cancel the compilations not begun (a retired version needs none)."""
+        for future in self.warming:
+            future.cancel()
+
+    def _log_warm(self, done: Future) -> None:
+        if not done.cancelled() and done.exception() is None:
+            logger.info("compiled every program of model %s version %s", self.ref.name, self.ref.version)
 
     @property
     def example_features(self) -> int:
@@ -46,7 +64,9 @@ def load_served_model(settings: Settings, metrics: Metrics, name: str, version: 
     loaded = load_model(settings.store, name, version)
     architecture = loaded.manifest["architecture"]
     predict = Predictor(loaded.model, settings.max_batch_size)
-    predict.warm_up()
+    ready = [(predict.buckets[0], steps) for steps in predict.lengths]  # one wave of any length, at its length
+    predict.defer(shape for shape in predict.shapes if shape not in ready)  # compiled once serving: start()
+    predict.warm_up(ready)
     min_steps = max(architecture["min_input_length"], settings.limits.min_steps)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
     input_length = InputLength(min=min_steps, max=settings.limits.max_steps, context=predict.context)
@@ -61,6 +81,7 @@ def load_served_model(settings: Settings, metrics: Metrics, name: str, version: 
         workers=settings.inference_workers,
         sizes=predict.buckets,
         rows=predict.rows,
+        bucket=predict.length_bucket,
         observe_batch=metrics.batch_observer(ref.name),
     )
     return ServedModel(

@@ -187,8 +187,13 @@ class SeasonalLag(keras.layers.Layer):
 
     def call(self, sequences, mask=None):
         x = sequences[:, -self.history :, 0]
-        steps = ops.shape(x)[1]
         weight = ops.ones_like(x) if mask is None else ops.cast(mask[:, -self.history :], x.dtype)
+        # a shorter sequence is first left-padded with masked zeros to `history` steps, so every number below is
+        # computed on the same shapes whatever padding the caller chose: a wave gets the same season in any
+        # length bucket (training/predict.py) as padded to the whole context
+        padding = [[0, 0], [self.history - ops.shape(x)[1], 0]]
+        x, weight = ops.pad(x * weight, padding), ops.pad(weight, padding)
+        steps = self.history
         count = ops.maximum(ops.sum(weight, axis=1, keepdims=True), 1.0)
         t = ops.cast(ops.arange(steps), x.dtype)[None, :]
         t_mean = ops.sum(weight * t, axis=1, keepdims=True) / count
@@ -215,8 +220,7 @@ class SeasonalLag(keras.layers.Layer):
         strength = ops.where(autocovariance[:, :1] > 1e-6 * energy, strength, 0.0)
         best = ops.cast(ops.argmax(score, axis=1), x.dtype)[:, None] + 2.0
         period = ops.where(strength > 0, best, 1.0)
-        history = ops.pad(x * weight, [[0, 0], [self.history - steps, 0]])
-        return tuple(ops.stop_gradient(value) for value in (history, period, strength))
+        return tuple(ops.stop_gradient(value) for value in (x, period, strength))
 
     def compute_mask(self, inputs, mask=None):
         return [None, None, None]

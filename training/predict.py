@@ -1,9 +1,12 @@
-"""The one compiled inference path: XLA on fixed shapes, waves left-padded to the context and masked.
+"""The one compiled inference path: XLA on a few fixed shapes, waves left-padded to a length bucket and masked.
 
-Every wave is cropped to the model's context (the model reads no more) and left-padded with a mask, so waves
-of any length run together, and a wave's answer does not depend on what it was batched with (the masked
-steps change neither the normalization nor the LSTM states). Batches are padded to a few bucket sizes, so XLA
-compiles a handful of programs once, at warm-up, and nothing is traced or compiled per request.
+Every wave is cropped to the model's context (the model reads no more) and left-padded with a mask to the
+smallest of a few length buckets that holds it (`length_buckets`, the last one the whole context), so a short
+wave pays for the steps it has, waves of any length run together, and a wave's answer does not depend on what it
+was batched with nor on its bucket (the masked steps change neither the normalization, nor the LSTM states, nor
+the season SeasonalLag finds: tests/test_buckets.py). Batches are padded to a few sizes (`batch_buckets`), so
+XLA compiles one program per (rows, steps) shape, and nothing is traced per request: the function is traced once
+for every shape.
 
 A channel-independent model (features folded into the batch) runs every feature of a wave as its own
 one-feature sequence through its seq2seq core; normalization is per feature, so the answer is the full
@@ -12,8 +15,9 @@ model's, and waves with any number of features share a call. Its unit of batchin
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -23,10 +27,17 @@ import tensorflow as tf
 from training.config import ModelConfig
 from training.model import build_model
 
+Shape = tuple[int, int]  # (rows, steps) of one compiled program
+
 
 def batch_buckets(max_batch: int) -> tuple[int, ...]:
     """The batch sizes compiled for `max_batch`: powers of two below it, and itself."""
     return tuple(sorted({2**i for i in range(max_batch.bit_length()) if 2**i < max_batch} | {max_batch}))
+
+
+def length_buckets(context: int, step: int = 100) -> tuple[int, ...]:
+    """The padded lengths compiled for a model of `context` steps: multiples of `step` below it, and itself."""
+    return (*range(step, context, step), context)
 
 
 def is_channel_independent(model: keras.Model) -> bool:
@@ -56,10 +67,13 @@ class Predictor:
     channel-independent model). A model call computes rows: one per wave, or for a channel-independent model
     one per feature of each wave (`rows(wave)`). `buckets` are the row counts compiled: those of 1, 2, 4, ...
     `max_batch` waves as wide as the model was trained on (for a channel-independent model of 5 features and
-    `max_batch` 32: 5, 10, ..., 160 rows).
+    `max_batch` 32: 5, 10, ..., 160 rows); `lengths` the padded lengths (`length_buckets`, or the given ones).
+
+    A program is compiled on its first use, or before by `warm_up`. Programs `defer`red to a later warm-up are not
+    compiled on use meanwhile: their rows run in more calls of the row counts compiled at their length instead.
     """
 
-    def __init__(self, model: keras.Model, max_batch: int = 32):
+    def __init__(self, model: keras.Model, max_batch: int = 32, lengths: Sequence[int] | None = None):
         trained_features = int(model.input_shape[-1])
         self.horizon = int(model.output_shape[1])
         self.context = int(model.get_layer("crop_context").max_steps)
@@ -69,9 +83,13 @@ class Predictor:
         else:
             self.features = self._width = trained_features
         self.buckets = tuple(size * trained_features // self._width for size in batch_buckets(max_batch))
+        chosen = length_buckets(self.context) if lengths is None else lengths
+        self.lengths = tuple(sorted({min(int(steps), self.context) for steps in chosen} | {self.context}))
+        self._deferred: frozenset[Shape] = frozenset()  # replaced, never changed in place: read from any thread
+        self._deferring = threading.Lock()
         spec = [
-            tf.TensorSpec([None, self.context, self._width], tf.float32, name="wave"),
-            tf.TensorSpec([None, self.context], tf.bool, name="mask"),
+            tf.TensorSpec([None, None, self._width], tf.float32, name="wave"),
+            tf.TensorSpec([None, None], tf.bool, name="mask"),
         ]
 
         @tf.function(input_signature=spec, jit_compile=True)
@@ -79,19 +97,37 @@ class Predictor:
             return model(wave, mask=mask, training=False)
 
         self._complete = complete
-        complete.get_concrete_function()  # traced now, in the caller's order: see warm_up
+        complete.get_concrete_function()  # traced once, now; XLA compiles each shape on its first call
+
+    @property
+    def shapes(self) -> list[Shape]:
+        """Every (rows, steps) program, the whole context's first, largest rows first within a length."""
+        return [(size, steps) for steps in reversed(self.lengths) for size in reversed(self.buckets)]
+
+    @property
+    def deferred(self) -> list[Shape]:
+        """The deferred programs not yet compiled, in the order of `shapes`."""
+        return [shape for shape in self.shapes if shape in self._deferred]
 
     def rows(self, wave: np.ndarray) -> int:
         """Rows of a model call that `wave` (T, F) takes: F for a channel-independent model, else 1."""
         return int(np.shape(wave)[1]) if self.channel_independent else 1
 
+    def length_bucket(self, wave: np.ndarray) -> int:
+        """The padded length `wave` (T, F) runs at: the smallest length bucket that holds its last `context` steps."""
+        steps = min(len(wave), self.context)
+        return next(length for length in self.lengths if length >= steps)
+
     def __call__(self, waves: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """Completions (horizon, F_i) of waves (T_i, F_i), in order: one array (batch, horizon, F) when all
-        waves have the same F (always, for a fixed-width model), else a list."""
+        waves have the same F (always, for a fixed-width model), else a list. All run at the length bucket of the
+        longest (callers that group waves by `length_bucket` pay only for the steps they have)."""
         waves = [np.asarray(wave, np.float32)[-self.context :] for wave in waves]
         rows = [column[:, None] for wave in waves for column in wave.T] if self.channel_independent else waves
-        largest = self.buckets[-1]
-        parts = [self._run(rows[i : i + largest]) for i in range(0, len(rows), largest)]
+        parts = []
+        if rows:
+            steps, sizes = self._plan(max(len(row) for row in rows))
+            parts = [self._run(rows[i : i + sizes[-1]], sizes, steps) for i in range(0, len(rows), sizes[-1])]
         out = np.concatenate(parts) if parts else np.zeros((0, self.horizon, self._width), np.float32)
         if not self.channel_independent:
             return out
@@ -100,23 +136,42 @@ class Predictor:
         completions = [out[end - width : end, :, 0].T for width, end in zip(widths, ends, strict=True)]
         return np.stack(completions) if len(set(widths)) == 1 else completions
 
-    def _run(self, rows: list[np.ndarray]) -> np.ndarray:
-        """One compiled call on `rows` (T_i, width), padded to the smallest bucket that holds them."""
-        size = next(b for b in self.buckets if b >= len(rows))
-        padded = np.zeros((size, self.context, self._width), np.float32)
-        mask = np.zeros((size, self.context), bool)
+    def _plan(self, longest: int) -> tuple[int, list[int]]:
+        """The padded length for rows of at most `longest` steps (the smallest length bucket that holds them) and
+        the row counts to run them at (those not deferred)."""
+        steps = next(length for length in self.lengths if length >= longest)
+        deferred = self._deferred
+        return steps, [size for size in self.buckets if (size, steps) not in deferred]
+
+    def _run(self, rows: list[np.ndarray], sizes: list[int], steps: int) -> np.ndarray:
+        """One compiled call on `rows` (T_i <= steps, width), padded to the smallest of `sizes` that holds them."""
+        size = next(b for b in sizes if b >= len(rows))
+        padded = np.zeros((size, steps, self._width), np.float32)
+        mask = np.zeros((size, steps), bool)
         for i, row in enumerate(rows):
-            padded[i, -len(row) :] = row
-            mask[i, -len(row) :] = True
+            padded[i, steps - len(row) :] = row
+            mask[i, steps - len(row) :] = True
         padded[len(rows) :], mask[len(rows) :] = padded[0], mask[0]  # filler rows: copies of a real one
         return self._complete(padded, mask).numpy()[: len(rows)]
 
-    def warm_up(self) -> None:
-        """Compile every bucket now (two at a time), so no request waits for XLA."""
-        row = np.zeros((self.context, self._width), np.float32)
+    def defer(self, shapes: Iterable[Shape]) -> None:
+        """Compile `shapes` only when `warm_up` is given them (e.g. in the background); meanwhile calls of their
+        lengths run in more calls of the row counts compiled. The smallest row count is never deferred."""
+        self._deferred = frozenset(shape for shape in shapes if shape[0] != self.buckets[0])
+
+    def warm_up(self, shapes: Iterable[Shape] | None = None) -> None:
+        """Compile `shapes` (default: every program) now, two at a time, so no request waits for XLA."""
+        chosen = self.shapes if shapes is None else list(shapes)
+
+        def compile_one(shape: Shape) -> None:
+            size, steps = shape
+            self._run([np.zeros((steps, self._width), np.float32)] * size, [size], steps)
+            with self._deferring:
+                self._deferred = self._deferred - {shape}
+
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda size: self._run([row] * size), self.buckets))
+            list(pool.map(compile_one, chosen))
 
     def trace_count(self) -> int:
-        """Times the inference function was traced (1 once warm: shapes never change)."""
+        """Times the inference function was traced (1: every shape runs the one trace)."""
         return self._complete.experimental_get_tracing_count()

@@ -57,10 +57,11 @@ async def reload(body: ReloadRequest, registry: RegistryDep, request: Request) -
             raise HTTPException(404, f"{error}; {serving}") from None
         except StoreError as error:
             raise HTTPException(422, f"version {body.version} was not loaded: {error}; {serving}") from None
-        new.batcher.start()
+        new.start(app.state.warmer)
         registry.replace(new)
         app.openapi_schema = None  # limits are fitted to the served models
         app.state.metrics.serving(new.ref, previous=old.ref)
+        old.stop_warming()
         task = asyncio.get_running_loop().create_task(old.batcher.drain_and_stop())
         app.state.retiring.add(task)
         task.add_done_callback(app.state.retiring.discard)
