@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
@@ -123,18 +124,26 @@ class Completer:
             for values, end, length, ready in zip(series, ends.tolist(), lengths.tolist(), clean.tolist(), strict=True)
         ]
 
+    def _by_bucket(self, observed: Sequence[np.ndarray]) -> np.ndarray:
+        """The order series are completed in: by length bucket (stable), so a model call pays for one length."""
+        return np.argsort([self.predictor.length_bucket(values) for values in observed], kind="stable")
+
     def submit(self, observed: Sequence[np.ndarray]) -> list[Future]:
-        """Start completing observed series (each (T_i,)) on the pool, `batch_rows` per model call."""
-        waves = [values[-self.context :, None] for values in observed]
-        return [
-            self.pool.submit(self.predictor, waves[start : start + self.batch_rows])
-            for start in range(0, len(waves), self.batch_rows)
-        ]
+        """Start completing observed series (each (T_i,)) on the pool, `batch_rows` per model call, each call's
+        series of one length bucket."""
+        futures = []
+        for _, group in groupby(self._by_bucket(observed), key=lambda i: self.predictor.length_bucket(observed[i])):
+            waves = [observed[i][-self.context :, None] for i in group]
+            for start in range(0, len(waves), self.batch_rows):
+                futures.append(self.pool.submit(self.predictor, waves[start : start + self.batch_rows]))
+        return futures
 
     def collect(self, futures: list[Future], observed: Sequence[np.ndarray]) -> tuple[np.ndarray, Bands]:
-        """The predictions (n, horizon) of submitted series and, with levels, their bands."""
+        """The predictions (n, horizon) of submitted series, in their order, and, with levels, their bands."""
         parts = [future.result()[:, : self.horizon, 0] for future in futures]
-        predictions = np.concatenate(parts) if parts else np.zeros((0, self.horizon), np.float32)
+        predictions = np.zeros((len(observed), self.horizon), np.float32)
+        if parts:
+            predictions[self._by_bucket(observed)] = np.concatenate(parts)
         if self.calibration is None or not len(predictions):
             return predictions, {}
         return predictions, series_bands(self.predictor, observed, predictions, self.calibration, self.levels)
