@@ -88,6 +88,8 @@ def test_deferred_programs_run_as_smaller_calls_until_warmed_up():
     predict.defer(predict.shapes)
     assert (5, 108) not in predict.deferred and (20, 300) in predict.deferred  # one wave of any length still runs
     np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)  # in calls of 5 rows
+    predict.warm_up()  # every program not deferred
+    assert (20, 300) in predict.deferred
     predict.warm_up([(20, 300), (10, 108)])
     assert (20, 300) not in predict.deferred and (10, 108) not in predict.deferred
     np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)

@@ -83,6 +83,9 @@ class Completer:
         self.levels = tuple(levels)
         self.calibration = self._checked_calibration(loaded) if self.levels else None
         self.batch_rows = self.predictor.buckets[-1]
+        # calls of `batch_rows` and a remainder per bucket: the largest and the smallest row count of each length
+        # are compiled (as many programs as one length had), a remainder runs padded to the largest
+        self.predictor.defer(shape for shape in self.predictor.shapes if shape[0] != self.batch_rows)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
 
     def _checked_calibration(self, loaded: LoadedModel) -> Calibration:

@@ -167,8 +167,8 @@ class Predictor:
         self._deferred = frozenset(shape for shape in shapes if shape[0] != self.buckets[0])
 
     def warm_up(self, shapes: Iterable[Shape] | None = None) -> None:
-        """Compile `shapes` (default: every program) now, two at a time, so no request waits for XLA."""
-        chosen = self.shapes if shapes is None else list(shapes)
+        """Compile `shapes` (default: every program not deferred) now, two at a time, so no request waits for XLA."""
+        chosen = [shape for shape in self.shapes if shape not in self._deferred] if shapes is None else list(shapes)
 
         def compile_one(shape: Shape) -> None:
             size, steps = shape
