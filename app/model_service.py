@@ -64,8 +64,8 @@ def load_served_model(settings: Settings, metrics: Metrics, name: str, version: 
     loaded = load_model(settings.store, name, version)
     architecture = loaded.manifest["architecture"]
     predict = Predictor(loaded.model, settings.max_batch_size)
-    predict.defer(predict.shapes)  # all but the smallest batch of each length: compiled once serving (start)
-    predict.warm_up()  # the smallest batch of each length: a wave of any length is answered at its length now
+    predict.defer(predict.shapes)  # all but the smallest batch of the whole context: compiled once serving (start)
+    predict.warm_up()  # the smallest batch of the whole context: a wave of any length is answered at once
     min_steps = max(architecture["min_input_length"], settings.limits.min_steps)
     ref = ModelRef(name=loaded.name, version=str(loaded.version))
     input_length = InputLength(min=min_steps, max=settings.limits.max_steps, context=predict.context)

@@ -86,13 +86,15 @@ def test_deferred_programs_run_as_smaller_calls_until_warmed_up():
     waves = sweep(2, (5,))[:6]  # 30 rows, lengths 60 to 107: the first bucket
     expected = predict(waves)
     predict.defer(predict.shapes)
-    assert (5, 108) not in predict.deferred and (20, 300) in predict.deferred  # one wave of any length still runs
-    np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)  # in calls of 5 rows
+    assert (5, 300) not in predict.deferred and (5, 108) in predict.deferred  # one wave of any length still runs
+    np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)  # in calls of 5 rows of 300 steps
     predict.warm_up()  # every program not deferred
     assert (20, 300) in predict.deferred
-    predict.warm_up([(20, 300), (10, 108)])
+    predict.warm_up([(20, 300)])
+    np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)  # in calls of 20 rows of 300 steps
+    predict.warm_up([(10, 108)])
     assert (20, 300) not in predict.deferred and (10, 108) not in predict.deferred
-    np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(predict(waves), expected, rtol=1e-5, atol=1e-5)  # in calls of 10 rows of 108 steps
     assert predict.trace_count() == 1  # every shape runs the one trace
 
 

@@ -82,10 +82,10 @@ class Completer:
         self.context = self.predictor.context
         self.levels = tuple(levels)
         self.calibration = self._checked_calibration(loaded) if self.levels else None
-        self.batch_rows = self.predictor.buckets[-1]
+        self.batch_rows, first = self.predictor.buckets[-1], self.predictor.buckets[0]
         # calls of `batch_rows` and a remainder per bucket: the largest and the smallest row count of each length
         # are compiled (as many programs as one length had), a remainder runs padded to the largest
-        self.predictor.defer(shape for shape in self.predictor.shapes if shape[0] != self.batch_rows)
+        self.predictor.defer(shape for shape in self.predictor.shapes if shape[0] not in (self.batch_rows, first))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
 
     def _checked_calibration(self, loaded: LoadedModel) -> Calibration:

@@ -78,7 +78,8 @@ class Predictor:
     `max_batch` 32: 5, 10, ..., 160 rows); `lengths` the padded lengths (`length_buckets`, or the given ones).
 
     A program is compiled on its first use, or before by `warm_up`. Programs `defer`red to a later warm-up are not
-    compiled on use meanwhile: their rows run in more calls of the row counts compiled at their length instead.
+    compiled on use meanwhile: their rows run in more calls of the row counts compiled at their length, or padded to
+    a longer length bucket, instead.
     """
 
     def __init__(self, model: keras.Model, max_batch: int = 32, lengths: Sequence[int] | None = None):
@@ -133,8 +134,8 @@ class Predictor:
         rows = [column[:, None] for wave in waves for column in wave.T] if self.channel_independent else waves
         out = np.zeros((len(rows), self.horizon, self._width), np.float32)
         buckets = np.array([self.length_bucket(row) for row in rows], int)
-        for steps in np.unique(buckets):
-            indices, sizes = np.flatnonzero(buckets == steps), self._sizes(steps)
+        for bucket in np.unique(buckets):
+            indices, (steps, sizes) = np.flatnonzero(buckets == bucket), self._plan(bucket)
             for start in range(0, len(indices), sizes[-1]):
                 chunk = indices[start : start + sizes[-1]]
                 out[chunk] = self._run([rows[i] for i in chunk], sizes, steps)
@@ -145,10 +146,15 @@ class Predictor:
         completions = [out[end - width : end, :, 0].T for width, end in zip(widths, ends, strict=True)]
         return np.stack(completions) if len(set(widths)) == 1 else completions
 
-    def _sizes(self, steps: int) -> list[int]:
-        """The row counts a call at length `steps` runs at: those not deferred."""
+    def _plan(self, bucket: int) -> tuple[int, list[int]]:
+        """The padded length and the row counts a length bucket's rows run at: the bucket and its row counts not
+        deferred, or while all of them are, the next longer bucket's (the same answers: see `length_buckets`)."""
         deferred = self._deferred
-        return [size for size in self.buckets if (size, steps) not in deferred]
+        for steps in self.lengths[self.lengths.index(bucket) :]:
+            sizes = [size for size in self.buckets if (size, steps) not in deferred]
+            if sizes:
+                return steps, sizes
+        raise AssertionError("defer() never defers the smallest batch of the whole context")
 
     def _run(self, rows: list[np.ndarray], sizes: list[int], steps: int) -> np.ndarray:
         """One compiled call on `rows` (T_i <= steps, width), padded to the smallest of `sizes` that holds them."""
@@ -162,9 +168,10 @@ class Predictor:
         return self._complete(padded, mask).numpy()[: len(rows)]
 
     def defer(self, shapes: Iterable[Shape]) -> None:
-        """Compile `shapes` only when `warm_up` is given them (e.g. in the background); meanwhile calls of their
-        lengths run in more calls of the row counts compiled. The smallest row count is never deferred."""
-        self._deferred = frozenset(shape for shape in shapes if shape[0] != self.buckets[0])
+        """Compile `shapes` only when `warm_up` is given them (e.g. in the background); meanwhile their rows run in
+        the compiled row counts of their length, or of the next longer one. The smallest batch of the whole
+        context is never deferred."""
+        self._deferred = frozenset(shapes) - {(self.buckets[0], self.context)}
 
     def warm_up(self, shapes: Iterable[Shape] | None = None) -> None:
         """Compile `shapes` (default: every program not deferred) now, two at a time, so no request waits for XLA."""
