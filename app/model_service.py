@@ -16,6 +16,7 @@ from app.settings import Settings
 from model_store import CorruptModelError
 from training.calibration import Calibration
 from training.data import unit_waves
+from training.heap import freeze_heap
 from training.loading import calibration_of, load_model
 from training.predict import Predictor
 
@@ -42,15 +43,18 @@ class ServedModel:
         self.batcher.start()
         self.warming = [warmer.submit(self.predict.warm_up, [shape]) for shape in self.predict.deferred]
         if self.warming:
-            self.warming[-1].add_done_callback(self._log_warm)
+            self.warming[-1].add_done_callback(self._warmed)
 
     def stop_warming(self) -> None:
         """Cancel the compilations not begun (a retired version needs none)."""
         for future in self.warming:
             future.cancel()
 
-    def _log_warm(self, done: Future) -> None:
+    def _warmed(self, done: Future) -> None:
+        """After the last deferred program: exempt what compiling left from collections, release freed memory
+        (the heap was frozen at start-up, before these compilations)."""
         if not done.cancelled() and done.exception() is None:
+            freeze_heap()
             logger.info("compiled every program of model %s version %s", self.ref.name, self.ref.version)
 
     @property
