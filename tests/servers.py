@@ -87,3 +87,31 @@ def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def compiled_everything(process, models: int = 1, timeout: float = 300) -> bool:
+    """Wait until the server (logging at info) says, for `models` models, that the programs it deferred past
+    ready are compiled."""
+    deadline = time.monotonic() + timeout
+    while process.log_path.read_text().count("compiled every program") < models:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled(process, timeout: float = 300) -> bool:
+    """Wait until the server idles (under 5 % of a core over a second): done with what it compiles after ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(process.pid)
+        time.sleep(1.0)
+        if cpu_seconds(process.pid) - before < 0.05:
+            return True
+    return False

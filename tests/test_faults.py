@@ -18,7 +18,7 @@ import pytest
 
 from app.schemas import example_wave
 from tests.conftest import DEFAULT_MODEL
-from tests.servers import ROOT, running_server, server_log
+from tests.servers import ROOT, running_server, server_log, settled
 
 
 def start_and_fail(env: dict[str, str]) -> tuple[int, str]:
@@ -166,7 +166,8 @@ def test_load_64_clients_no_errors_and_memory_stays_flat():
             await asyncio.wait_for(asyncio.gather(*(client() for _ in range(64))), timeout=300)
             return statuses
 
-    with running_server(env={"WAVE_LOG_LEVEL": "warning"}) as (url, process):
+    with running_server() as (url, process):
+        assert settled(process)  # the programs compiled in the background after ready are done
         assert set(asyncio.run(drive(url, 256))) == {200}  # warm-up
         warm = rss_kb(process.pid)
         started = time.monotonic()

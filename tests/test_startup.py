@@ -4,13 +4,12 @@ from it), and no optional library imported by Keras on the way."""
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 
 from app.schemas import example_wave
 from tests.conftest import DEFAULT_MODEL
-from tests.servers import ROOT, running_server
+from tests.servers import ROOT, compiled_everything, running_server
 from training.xla_flags import (
     CACHE_FLAG,
     MAX_ISA_FLAG,
@@ -63,16 +62,6 @@ def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch
     assert use_compile_cache(tmp_path / "file") is None
     assert use_compile_cache(tmp_path / "with space") is None
     assert CACHE_FLAG not in os.environ["TF_XLA_FLAGS"]
-
-
-def compiled_everything(process, timeout: float = 300) -> bool:
-    """Wait until the server logs that the programs it deferred past ready are compiled."""
-    deadline = time.monotonic() + timeout
-    while "compiled every program" not in process.log_path.read_text():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_restart_loads_every_program_from_the_cache_and_answers_the_same(tmp_path):
