@@ -144,7 +144,6 @@ def test_gaps_are_filled_and_counted_and_bad_series_skipped_with_reasons(tmp_pat
     too_gappy = good.copy()
     too_gappy[:72] = np.nan
     too_gappy[0] = 1.0
-    irregular = np.datetime64("2024-01-01") + np.cumsum(np.arange(120) % 3 + 1)
     source = write_long(
         tmp_path / "in.parquet",
         {"good": good, "gaps": with_gaps, "gappy": too_gappy, "short": good[:59], "empty": np.full(80, np.nan)},
@@ -157,10 +156,32 @@ def test_gaps_are_filled_and_counted_and_bad_series_skipped_with_reasons(tmp_pat
     assert "skipped: in.parquet:gappy: misses 71 of 120 steps (59%), more than the 50% allowed" in err
     assert "skipped: in.parquet:empty: no value" in err
     assert pq.read_table(tmp_path / "out.parquet").column("unique_id").to_pylist() == ["good"] * 4 + ["gaps"] * 4
-    write_long(tmp_path / "odd.csv", {"odd": good}, stamps=[str(s) for s in irregular])
-    code, _, err = run(capsys, tmp_path / "odd.csv", "--output", tmp_path / "odd-out.csv", "--horizon", 2)
-    assert code == 0 and "ds left empty: odd.csv:odd: irregular time stamps: no frequency" in err
-    assert (tmp_path / "odd-out.csv").read_text().splitlines()[1].startswith("odd,,general,")
+
+
+def test_a_series_without_a_frequency_continues_with_step_numbers(tmp_path, capsys):
+    good = series_values(120, 3)
+    daily = np.datetime64("2024-01-01") + np.arange(120)
+    irregular = np.datetime64("2024-01-01") + np.cumsum(np.arange(120) % 3 + 1)
+    source = tmp_path / "odd.csv"
+    rows = [
+        (name, str(stamp), value)
+        for name, stamps in (("daily", daily), ("odd", irregular))
+        for stamp, value in zip(stamps, good, strict=True)
+    ]
+    source.write_text("unique_id,ds,y\n" + "".join(f"{n},{d},{v}\n" for n, d, v in rows))
+    code, _, err = run(capsys, source, "--output", tmp_path / "out.csv", "--horizon", 2)
+    assert code == 0 and "ds as step numbers: odd.csv:odd: irregular time stamps: no frequency" in err
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["daily", "2024-04-30", "general"],
+        ["daily", "2024-05-01", "general"],
+        ["odd", "120", "general"],
+        ["odd", "121", "general"],
+    ]
+    code, _, err = run(capsys, source, "--output", tmp_path / "out.parquet", "--horizon", 2)
+    assert code == 0 and "ds left empty (Parquet's ds holds times): odd.csv:odd: irregular" in err
+    ds = pq.read_table(tmp_path / "out.parquet").column("ds")
+    assert pa.types.is_timestamp(ds.type) and ds.null_count == 2
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from training.progress import Progress
 from training.seasonality import estimate_period
 from training.stamps import Continuation, continue_all
 from training.table_output import TableWriter, check_output
+from training.time_column import stamp_texts
 from training.xla_flags import default_compile_cache, keep_calls_on_one_core, use_compile_cache
 
 CHUNK_VALUES = 1 << 19  # observed values read per chunk (about 1700 series of 300 steps): 4 MiB as float64
@@ -44,7 +45,7 @@ class Task:
 
     key: str
     observed: Observed
-    ds: np.ndarray | None
+    ds: np.ndarray
     cutoff: object = None
     truth: np.ndarray | None = None
 
@@ -70,6 +71,7 @@ class Run:
     step: int
     max_gap_fraction: float
     several_files: bool
+    text_ds: bool  # a CSV output: ds as text, so step numbers can stand beside times
     series: int = 0
     filled: int = 0
     filled_series: int = 0
@@ -117,7 +119,7 @@ class Run:
         return self.completer.observe(values, self.max_gap_fraction, name)
 
     def _forecast(self, path: Path, series: Series, observed: Observed, continued: Continuation) -> Task:
-        if continued.stamps is None:
+        if continued.reason:
             self.no_frequency.append((series.name, continued.reason))
         return Task(self.key(path, series), observed, continued.stamps)
 
@@ -162,16 +164,17 @@ class Run:
             columns[f"hi-{level:g}"] = pa.array(upper.reshape(-1))
         return pa.table(columns)
 
-    def _ds(self, stamps: list[np.ndarray | None], horizon: int) -> pa.Array:
-        """The tasks' stamps as one column of the output's ds type (set by the first stamps written: int64 or
-        times); a task without stamps, or with the other kind, gets empty cells."""
-        if self.ds_type is None:
-            kinds = [s for s in stamps if s is not None]
-            if kinds:
-                self.ds_type = TIME if np.issubdtype(kinds[0].dtype, np.datetime64) else pa.int64()
+    def _ds(self, stamps: list[np.ndarray], horizon: int) -> pa.Array:
+        """The tasks' stamps as one column: text for a CSV output (times in ISO 8601 beside step numbers); else of
+        the output's ds type (set by the first stamps written: int64 or times), a task of the other kind (step
+        numbers of a series without a frequency in a file of times) getting empty cells."""
+        if self.text_ds:  # each series' times at its own resolution (stamp_texts)
+            return pa.array([str(cell) for value in stamps for cell in stamp_texts(value)], pa.string())
+        if self.ds_type is None and stamps:
+            self.ds_type = TIME if stamps[0].dtype.kind == "M" else pa.int64()
         kind = self.ds_type or pa.int64()
         unit = "datetime64[ms]" if kind == TIME else np.int64
-        fits = [value is not None and (value.dtype.kind == "M") == (kind == TIME) for value in stamps]
+        fits = [(value.dtype.kind == "M") == (kind == TIME) for value in stamps]
         if all(fits):
             return pa.array(np.concatenate(stamps).astype(unit) if stamps else np.zeros(0, unit), type=kind)
         empty = np.zeros(horizon, unit)
@@ -201,7 +204,8 @@ class Run:
         """The output's columns (for an output with no row)."""
         names = ["unique_id", "ds", *(["cutoff", "y"] if self.cross_validation else ["model"]), "y_hat"]
         names += [f"{side}-{level:g}" for level in self.completer.levels for side in ("lo", "hi")]
-        types = {"unique_id": pa.string(), "model": pa.string(), "ds": self.ds_type or pa.int64()}
+        ds = pa.string() if self.text_ds else self.ds_type or pa.int64()
+        types = {"unique_id": pa.string(), "model": pa.string(), "ds": ds}
         types["cutoff"] = types["ds"]
         return pa.schema([(name, types.get(name, pa.float64())) for name in names])
 
@@ -259,7 +263,8 @@ def summary(run: Run, seconds: float) -> str:
         f"{run.loading:.1f} s of it loading the model ({rate:,.0f} series/s after it); "
         f"filled {run.filled} missing values in {run.filled_series} series; skipped {len(run.skipped)}"
     ]
-    for label, items in (("skipped", run.skipped), ("ds left empty", run.no_frequency)):
+    numbered = "ds as step numbers" if run.text_ds else "ds left empty (Parquet's ds holds times)"
+    for label, items in (("skipped", run.skipped), (numbered, run.no_frequency)):
         for name, reason in items[:20]:
             lines.append(f"  {label}: {name}: {reason}")
         if len(items) > 20:
@@ -308,7 +313,8 @@ def new_run(args: argparse.Namespace, workers: int) -> Run:
     name, _, version = args.model.partition("/")
     completer = Completer(load_model(args.store, name, version or None), args.horizon, args.level, workers)
     step = args.step or completer.horizon
-    return Run(completer, args.cross_validation, step, args.max_gap_fraction, len(args.inputs) > 1)
+    text_ds = Path(args.output).suffix.lower() == ".csv"
+    return Run(completer, args.cross_validation, step, args.max_gap_fraction, len(args.inputs) > 1, text_ds)
 
 
 def complete_files(args: argparse.Namespace) -> Run:

@@ -110,6 +110,7 @@ class CompleteSeries:
             self.run.step,
             self.run.max_gap_fraction,
             self.run.several_files,
+            self.run.text_ds,
         )
         tasks = []
         for file, series in _table_series(batch):

@@ -17,18 +17,20 @@ UNIT = "datetime64[ms]"
 
 @dataclass(frozen=True)
 class Continuation:
-    """The next `horizon` stamps of a series, or None when its frequency cannot be inferred (`reason` says why)."""
+    """The next `horizon` stamps of a series; where its frequency cannot be inferred, step numbers instead and
+    `reason` says why."""
 
-    stamps: np.ndarray | None
+    stamps: np.ndarray
     frequency: str
     reason: str = ""
 
 
 def continue_stamps(stamps: np.ndarray | None, steps: int, horizon: int) -> Continuation:
-    """The `horizon` stamps after `stamps` (int64 or datetime64) of a series of `steps` steps; without stamps,
-    step numbers `steps`, `steps + 1`, ..."""
+    """The `horizon` stamps after `stamps` (int64 or datetime64) of a series of `steps` steps; without stamps, or
+    times without a frequency, step numbers `steps`, `steps + 1`, ..."""
+    numbers = np.arange(steps, steps + horizon, dtype=np.int64)
     if stamps is None:
-        return Continuation(np.arange(steps, steps + horizon, dtype=np.int64), "step")
+        return Continuation(numbers, "step")
     ahead = np.arange(1, horizon + 1)
     if np.issubdtype(stamps.dtype, np.integer):
         differences = np.unique(np.diff(stamps))
@@ -36,7 +38,7 @@ def continue_stamps(stamps: np.ndarray | None, steps: int, horizon: int) -> Cont
         return Continuation(stamps[-1] + step * ahead, "step" if step == 1 else f"{step} steps")
     times = stamps.astype(UNIT)
     if len(times) < 2:
-        return Continuation(None, "", "one time stamp: no frequency")
+        return Continuation(numbers, "", "one time stamp: no frequency")
     differences = np.unique(np.diff(times))
     if len(differences) == 1 and differences[0] > np.timedelta64(0, "ms"):
         return Continuation(times[-1] + differences[0] * ahead, _named(differences[0]))
@@ -54,7 +56,7 @@ def continue_stamps(stamps: np.ndarray | None, steps: int, horizon: int) -> Cont
         if month_end.all() and len(np.unique(time_of_day)) == 1:
             ends = (future_months + 1).astype("datetime64[D]") - 1
             return Continuation(ends.astype(UNIT) + time_of_day[0], f"{name}, month end")
-    return Continuation(None, "", "irregular time stamps: no frequency")
+    return Continuation(numbers, "", "irregular time stamps: no frequency")
 
 
 def stamp_problem(stamps: np.ndarray, name: Callable[[int], str] = "row {}".format) -> tuple[int, str] | None:
@@ -76,7 +78,7 @@ def stamp_problem(stamps: np.ndarray, name: Callable[[int], str] = "row {}".form
         regular, irregular = 2, len(stamps) + 1  # two stamps are regular; find the longest regular run by halving
         while irregular - regular > 1:
             middle = (regular + irregular) // 2
-            inferred = continue_stamps(stamps[:middle], middle, 1).stamps is not None
+            inferred = not continue_stamps(stamps[:middle], middle, 1).reason
             regular, irregular = (middle, irregular) if inferred else (regular, middle)
     if regular >= len(stamps):
         return None

@@ -13,8 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from training.time_column import stamp_texts
-
 SUFFIXES = (".parquet", ".csv")
 
 
@@ -82,10 +80,8 @@ class TableWriter:
 
 
 def _csv_cells(column: pa.ChunkedArray) -> list:
-    """A column's cells as CSV text: times in ISO 8601 (the date alone at midnight), floats to 8 significant
-    digits (the model computes in float32), nulls and NaN as empty cells."""
-    if pa.types.is_timestamp(column.type):
-        return stamp_texts(column.to_numpy(zero_copy_only=False))
+    """A column's cells as CSV text: floats to 8 significant digits (the model computes in float32), nulls and
+    NaN as empty cells."""
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
         return ["" if np.isnan(value) else f"{value:.8g}" for value in values.tolist()]  # float32's precision

@@ -68,9 +68,8 @@ def continued(ds: list | None, wave: list, horizon: int, label: str) -> tuple[li
     if stamps is None:
         return None, None
     continuation = continue_stamps(stamps, len(wave), horizon)
-    if continuation.stamps is None:
-        return stamp_texts(continue_stamps(None, len(wave), horizon).stamps), f"none: {continuation.reason}"
-    return stamp_texts(continuation.stamps), continuation.frequency
+    frequency = f"none: {continuation.reason}" if continuation.reason else continuation.frequency
+    return stamp_texts(continuation.stamps), frequency
 
 
 async def completed(
