@@ -175,8 +175,8 @@ async def drive(
 def request_bodies(steps: int, model: str, count: int = 64) -> list[bytes]:
     from training.data import unit_waves
 
-    waves = 3.0 * unit_waves(np.random.default_rng(0), count, steps, split="test") + 1.0
-    return [json.dumps({"wave": np.round(w, 5).tolist(), "model": model}).encode() for w in waves]
+    waves = 3.0 * unit_waves(np.random.default_rng(0), count, steps, split="test").astype(np.float64) + 1.0
+    return [json.dumps({"wave": np.round(w, 5).tolist(), "model": model}).encode() for w in waves]  # 5 decimals
 
 
 def batch_waves(steps: int, bodies: int, per_body: int) -> list[np.ndarray]:
@@ -184,7 +184,8 @@ def batch_waves(steps: int, bodies: int, per_body: int) -> list[np.ndarray]:
     /predict bodies' waves (rounded as sent)."""
     from training.data import unit_waves
 
-    waves = np.round(3.0 * unit_waves(np.random.default_rng(1), bodies * per_body, steps, split="test") + 1.0, 5)
+    waves = unit_waves(np.random.default_rng(1), bodies * per_body, steps, split="test").astype(np.float64)
+    waves = np.round(3.0 * waves + 1.0, 5)  # in float64: 5 decimals in the JSON, as a client sends them
     return [waves[start : start + per_body] for start in range(0, len(waves), per_body)]
 
 

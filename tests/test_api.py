@@ -206,6 +206,10 @@ W = wave(steps=80, seed=9)
             "wave 1: value at row 2, column 4 is not a number",
         ),
         ("/predict/batch", {"waves": [W] * 257}, "request has 257 waves, at most 256 are allowed"),
+        ("/predict", {"wave": replace_cell(W, 2, 3, True)}, "wave: value at row 2, column 3 is not a number"),
+        ("/predict/batch", {"waves": [W, replace_cell(W, 5, 0, False)]}, "wave 1: value at row 5, column 0 is not"),
+        ("/predict", {"wave": replace_cell(W, 7, 1, 10**400)}, "wave: value at row 7, column 1 is not a number"),
+        ("/predict", {"wave": replace_cell(W, 7, 1, [1.0])}, "wave: value at row 7, column 1 is not a number"),
     ],
 )
 async def test_invalid_requests_get_422_saying_what_is_wrong(client, path, body, message):
