@@ -101,8 +101,9 @@ def checked_array(wave: Any, limits: Limits) -> np.ndarray | None:
 
 
 def fast_wave(limits: Limits) -> WrapValidator:
-    """Validation of a wave that skips pydantic's per-value checks when numpy can vouch for every value (about 7x
-    faster on a 300-step wave); the schema's own validation runs otherwise, and names what is wrong."""
+    """Validation of a wave that skips pydantic's per-value checks when numpy can vouch for every value (validation
+    and conversion of a clean wave in about half the time); the schema's own validation runs otherwise, and names
+    what is wrong."""
 
     def validate(wave: Any, handler: ValidatorFunctionWrapHandler) -> np.ndarray | list:
         array = checked_array(wave, limits)
