@@ -129,5 +129,10 @@ def run() -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit 0 instead of dying by the signal
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), log_config=None
+        application,
+        host=settings.host,
+        port=settings.port,
+        timeout_keep_alive=settings.keep_alive_s,
+        log_level=settings.log_level.lower(),
+        log_config=None,
     )

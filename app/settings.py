@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     model_version: str = Field("latest", description="the default model's version when WAVE_MODELS gives none")
     host: str = Field("127.0.0.1", description="address uvicorn binds")
     port: int = Field(8000, ge=0, le=65535, description="port uvicorn binds")
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        description="how long an idle connection stays open: longer than a proxy's or client pool's own (60 s at"
+        " nginx and AWS load balancers, 5 s at httpx), so the server never closes a connection they are reusing",
+    )
     log_level: str = Field("info", description="log level: debug, info, warning, error")
     log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects or plain text")
     max_batch_size: int = Field(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -104,6 +106,23 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_connection(url: str, idle_s: float) -> tuple[int, bool]:
+    """GET /health/live on one connection, leave it idle for `idle_s`, then: (the first status, whether the
+    server kept the connection open)."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/health/live")
+        response = connection.getresponse()
+        response.read()
+        time.sleep(idle_s)
+        readable, _, _ = select.select([connection.sock], [], [], 0)
+        closed = bool(readable) and connection.sock.recv(1, socket.MSG_PEEK) == b""
+        return response.status, not closed
+    finally:
+        connection.close()
 
 
 def settled(process, timeout: float = 300) -> bool:

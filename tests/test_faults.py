@@ -18,7 +18,7 @@ import pytest
 
 from app.schemas import example_wave
 from tests.conftest import DEFAULT_MODEL
-from tests.servers import ROOT, running_server, server_log, settled
+from tests.servers import ROOT, idle_connection, running_server, server_log, settled
 
 
 def start_and_fail(env: dict[str, str]) -> tuple[int, str]:
@@ -211,3 +211,10 @@ def test_server_answers_are_finite_for_a_random_wave_mix(plain_server):
         wave = rng.normal(size=(steps, 5)) * 10 ** rng.uniform(-3, 6) + rng.uniform(-1e4, 1e4)
         response = httpx.post(f"{url}/predict", json={"wave": wave.tolist()}, timeout=120)
         assert response.status_code == 200 and np.isfinite(response.json()["prediction"]).all()
+
+
+def test_an_idle_connection_outlives_a_client_pools_keep_alive(plain_server):
+    # uvicorn's own default (5 s) equals httpx's pool expiry: a connection reused as the server closed it failed a
+    # request under load; a proxy (60 s idle at nginx and AWS load balancers) turns that race into 502s
+    url, _ = plain_server
+    assert idle_connection(url, 6.0) == (200, True)

@@ -9,13 +9,14 @@ import httpx
 import pytest
 
 from app.schemas import example_wave
-from tests.servers import running_server
+from tests.servers import idle_connection, running_server
 
 KEY = {"X-API-Key": "limits-key"}
 ENV = {
     "WAVE_API_KEY": "limits-key",
     "WAVE_MAX_BATCH_SIZE": "1",
     "WAVE_LOG_LEVEL": "warning",
+    "WAVE_KEEP_ALIVE_S": "1",
     "WAVE_LIMIT_MIN_STEPS": "70",
     "WAVE_LIMIT_MAX_STEPS": "100",
     "WAVE_LIMIT_MAX_HORIZON": "20",
@@ -31,6 +32,10 @@ ENV = {
 def url():
     with running_server(env=ENV) as (base, _):
         yield base
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive(url):
+    assert idle_connection(url, 3.0) == (200, False)
 
 
 def post(url: str, path: str, body: dict, headers: dict | None = None) -> httpx.Response:
