@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.serving import cpu_seconds
 from tests.conftest import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,12 +101,6 @@ def compiled_everything(process, models: int = 1, timeout: float = 300) -> bool:
             return False
         time.sleep(0.2)
     return True
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_connection(url: str, idle_s: float) -> tuple[int, bool]:
