@@ -312,14 +312,13 @@ def test_the_committed_models_are_calibrated_and_meet_the_coverage_and_width_tar
 
 
 def test_the_general_model_bands_hold_on_real_series_it_never_saw(default_store):
-    """Zero-shot, as published: no real series below 60 % at the 80 % level, the mean at 95 % within 5 points.
-    The mean at 80 % may be up to 10 points over: since `general/9` the bands widen where the model completed a
-    wave's own past badly, which holds on harder recorded series and over-covers the project's eight (86.2 % for
-    `general/10`; issue 27's target is within 5 points, docs/intervals.md)."""
+    """Zero-shot, as published: issue 27's targets on the project's eight recorded series: no series below 60 % at
+    the 80 % level, the mean coverage within 5 points of both levels (`general/11`: 84.1 % / 97.8 %; `general/10`
+    over-covered at 86.2 %, docs/intervals.md)."""
     manifest = load_manifest(default_store, "general", resolve_version(default_store, "general"))
     coverage = manifest["real_evaluation"]["mean_coverage"]
     per_series = {
         name: entry["intervals"]["80"]["coverage"] for name, entry in manifest["real_evaluation"]["series"].items()
     }
     assert min(per_series.values()) >= 0.60, per_series
-    assert abs(coverage["95"] - 0.95) <= 0.05 and 0.75 <= coverage["80"] <= 0.90, coverage
+    assert abs(coverage["95"] - 0.95) <= 0.05 and abs(coverage["80"] - 0.80) <= 0.05, coverage

@@ -43,3 +43,29 @@ def test_evaluate_command_reproduces_the_manifest(published, default_store, caps
     for name, variant in manifest["evaluation"]["variants"].items():
         assert fresh["variants"][name]["model"]["mae"] == pytest.approx(variant["model"]["mae"], rel=2e-3, abs=2e-4)
         assert fresh["variants"][name]["baselines"] == pytest.approx(variant["baselines"], rel=1e-6)
+
+
+def test_the_general_model_says_what_it_was_trained_on_and_which_series_chose_it(default_store):
+    """Zero-shot as published: every run in its history trained on synthetic series only, and its `selection`
+    names the real series that chose it and those that checked it, with scores its own evaluation reproduces."""
+    import math
+
+    from model_store import load_manifest
+    from training.real_series import SERIES
+
+    version = resolve_version(default_store, "general")
+    manifest = load_manifest(default_store, "general", version)
+    assert manifest["data"]["source"] == "synthetic"
+    run, commands = manifest["training"], []
+    while run:
+        commands.append(run["command"])
+        run = run.get("initialized_from")
+    assert len(commands) >= 2 and all("--data" not in command for command in commands), commands
+    selection = manifest["selection"]
+    held_aside = {series.name for series in SERIES if series.held_aside}
+    assert set(selection["checked_on"]) == held_aside
+    assert set(selection["chosen_on"]) == {series.name for series in SERIES} - held_aside
+    scored = manifest["real_evaluation"]["series"]
+    for group in ("chosen_on", "checked_on"):
+        mean = math.exp(sum(math.log(scored[name]["relative_mae"]["model"]) for name in selection[group]) / 4)
+        assert selection["scores"][group][f"general/{version}"] == pytest.approx(mean, abs=6e-4), group
