@@ -1,10 +1,14 @@
 """The committed default model: small, verified, and as accurate as its manifest says."""
 
+import math
+
+import numpy as np
 import pytest
 
-from model_store import resolve_version, verify_version
+from model_store import load_manifest, resolve_version, verify_version
 from tests.conftest import DEFAULT_MODEL
 from training.evaluate import TARGETS
+from training.real_series import SERIES
 
 NAME = DEFAULT_MODEL
 
@@ -48,11 +52,6 @@ def test_evaluate_command_reproduces_the_manifest(published, default_store, caps
 def test_the_general_model_says_what_it_was_trained_on_and_which_series_chose_it(default_store):
     """Zero-shot as published: every run in its history trained on synthetic series only, and its `selection`
     names the real series that chose it and those that checked it, with scores its own evaluation reproduces."""
-    import math
-
-    from model_store import load_manifest
-    from training.real_series import SERIES
-
     version = resolve_version(default_store, "general")
     manifest = load_manifest(default_store, "general", version)
     assert manifest["data"]["source"] == "synthetic"
@@ -67,5 +66,5 @@ def test_the_general_model_says_what_it_was_trained_on_and_which_series_chose_it
     assert set(selection["chosen_on"]) == {series.name for series in SERIES} - held_aside
     scored = manifest["real_evaluation"]["series"]
     for group in ("chosen_on", "checked_on"):
-        mean = math.exp(sum(math.log(scored[name]["relative_mae"]["model"]) for name in selection[group]) / 4)
+        mean = math.exp(np.mean([math.log(scored[name]["relative_mae"]["model"]) for name in selection[group]]))
         assert selection["scores"][group][f"general/{version}"] == pytest.approx(mean, abs=6e-4), group
