@@ -158,30 +158,66 @@ def test_gaps_are_filled_and_counted_and_bad_series_skipped_with_reasons(tmp_pat
     assert pq.read_table(tmp_path / "out.parquet").column("unique_id").to_pylist() == ["good"] * 4 + ["gaps"] * 4
 
 
-def test_a_series_without_a_frequency_continues_with_step_numbers(tmp_path, capsys):
-    good = series_values(120, 3)
+def write_daily_and_irregular(path: Path, names: list[str]) -> None:
+    """Series of 120 values each, daily when their name starts with 'daily', else at irregular days."""
+    values = series_values(120, 3)
     daily = np.datetime64("2024-01-01") + np.arange(120)
     irregular = np.datetime64("2024-01-01") + np.cumsum(np.arange(120) % 3 + 1)
-    source = tmp_path / "odd.csv"
     rows = [
         (name, str(stamp), value)
-        for name, stamps in (("daily", daily), ("odd", irregular))
-        for stamp, value in zip(stamps, good, strict=True)
+        for name in names
+        for stamp, value in zip(daily if name.startswith("daily") else irregular, values, strict=True)
     ]
-    source.write_text("unique_id,ds,y\n" + "".join(f"{n},{d},{v}\n" for n, d, v in rows))
-    code, _, err = run(capsys, source, "--output", tmp_path / "out.csv", "--horizon", 2)
-    assert code == 0 and "ds as step numbers: odd.csv:odd: irregular time stamps: no frequency" in err
-    lines = (tmp_path / "out.csv").read_text().splitlines()
-    assert [line.split(",")[:3] for line in lines[1:]] == [
-        ["daily", "2024-04-30", "general"],
-        ["daily", "2024-05-01", "general"],
-        ["odd", "120", "general"],
-        ["odd", "121", "general"],
-    ]
-    code, _, err = run(capsys, source, "--output", tmp_path / "out.parquet", "--horizon", 2)
-    assert code == 0 and "ds left empty (Parquet's ds holds times): odd.csv:odd: irregular" in err
-    ds = pq.read_table(tmp_path / "out.parquet").column("ds")
-    assert pa.types.is_timestamp(ds.type) and ds.null_count == 2
+    path.write_text("unique_id,ds,y\n" + "".join(f"{n},{d},{v}\n" for n, d, v in rows))
+
+
+@pytest.mark.parametrize("names", [["daily", "odd"], ["odd", "daily"]])
+def test_a_series_without_a_frequency_continues_with_step_numbers(tmp_path, capsys, names):
+    source = tmp_path / "odd.csv"
+    write_daily_and_irregular(source, names)
+    expected = {"daily": ["2024-04-30", "2024-05-01"], "odd": ["120", "121"]}
+    for output in ("out.csv", "out.parquet"):
+        code, _, err = run(capsys, source, "--output", tmp_path / output, "--horizon", 2)
+        assert code == 0 and "ds as step numbers: odd.csv:odd: irregular time stamps: no frequency" in err
+        table = (
+            pq.read_table(tmp_path / output)
+            if output.endswith(".parquet")
+            else pyarrow.csv.read_csv(
+                tmp_path / output, convert_options=pyarrow.csv.ConvertOptions(column_types={"ds": pa.string()})
+            )
+        )
+        assert table.column("unique_id").to_pylist() == [name for name in names for _ in range(2)]
+        assert table.column("ds").to_pylist() == [day for name in names for day in expected[name]]
+
+
+def test_a_later_chunk_with_step_numbers_turns_a_parquet_ds_of_times_into_text(tmp_path, capsys, monkeypatch):
+    """The first chunks fix Parquet's ds as times; a later chunk mixing in step numbers is kept aside and the file
+    rewritten with ds as text at the end: the same cells as the CSV output, nothing left beside the output."""
+    import training.bulk_complete
+
+    monkeypatch.setattr(training.bulk_complete, "CHUNK_VALUES", 240)  # two series of 120 steps per chunk
+    names = [f"daily{i}" for i in range(5)] + ["odd"] + [f"daily{i}" for i in range(5, 9)]
+    source = tmp_path / "in.csv"
+    write_daily_and_irregular(source, names)
+    tables = {}
+    for output in ("out.csv", "out.parquet"):
+        code, _, err = run(capsys, source, "--output", tmp_path / output, "--horizon", 3, "--quiet")
+        assert code == 0, err
+        tables[output] = (
+            pq.read_table(tmp_path / output)
+            if output.endswith(".parquet")
+            else pyarrow.csv.read_csv(
+                tmp_path / output, convert_options=pyarrow.csv.ConvertOptions(column_types={"ds": pa.string()})
+            )
+        )
+    assert pa.types.is_string(tables["out.parquet"].schema.field("ds").type)
+    ds = tables["out.parquet"].column("ds").to_pylist()
+    assert ds == tables["out.csv"].column("ds").to_pylist()
+    assert ds[:3] == ["2024-04-30", "2024-05-01", "2024-05-02"] and ds[15:18] == ["120", "121", "122"]
+    np.testing.assert_allclose(
+        tables["out.parquet"].column("y_hat").to_numpy(), tables["out.csv"].column("y_hat").to_numpy(), rtol=1e-6
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", "out.csv", "out.parquet"]
 
 
 @pytest.mark.parametrize(

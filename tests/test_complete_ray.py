@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.test_complete import series_values, write_long
+from tests.test_complete import series_values, write_daily_and_irregular, write_long
 from training.complete import main
 
 ray = pytest.importorskip("ray")
@@ -74,6 +74,15 @@ def test_ray_cross_validates_like_one_machine(capsys, tmp_path, source, cluster)
     (local, local_out), (remote, remote_out) = both(capsys, tmp_path, source, cluster, *options)
     assert_same_tables(local, remote)
     assert local_out.out == remote_out.out and local_out.out.splitlines()[-1].startswith("overall  ")
+
+
+def test_ray_continues_a_series_without_a_frequency_with_step_numbers_like_one_machine(capsys, tmp_path, cluster):
+    source = tmp_path / "odd.csv"
+    write_daily_and_irregular(source, ["odd", "daily", "daily2"])
+    (local, _), (remote, remote_out) = both(capsys, tmp_path, source, cluster, "--horizon", 2)
+    assert_same_tables(local, remote)
+    assert remote.column("ds").to_pylist() == ["120", "121", *["2024-04-30", "2024-05-01"] * 2]
+    assert "ds as step numbers: odd.csv:odd: irregular time stamps: no frequency" in remote_out.err
 
 
 def test_a_bad_file_on_ray_stops_with_the_same_one_line_and_writes_nothing(capsys, tmp_path, cluster):

@@ -71,7 +71,6 @@ class Run:
     step: int
     max_gap_fraction: float
     several_files: bool
-    text_ds: bool  # a CSV output: ds as text, so step numbers can stand beside times
     series: int = 0
     filled: int = 0
     filled_series: int = 0
@@ -165,21 +164,18 @@ class Run:
         return pa.table(columns)
 
     def _ds(self, stamps: list[np.ndarray], horizon: int) -> pa.Array:
-        """The tasks' stamps as one column: text for a CSV output (times in ISO 8601 beside step numbers); else of
-        the output's ds type (set by the first stamps written: int64 or times), a task of the other kind (step
-        numbers of a series without a frequency in a file of times) getting empty cells."""
-        if self.text_ds:  # each series' times at its own resolution (stamp_texts)
-            return pa.array([str(cell) for value in stamps for cell in stamp_texts(value)], pa.string())
-        if self.ds_type is None and stamps:
-            self.ds_type = TIME if stamps[0].dtype.kind == "M" else pa.int64()
-        kind = self.ds_type or pa.int64()
-        unit = "datetime64[ms]" if kind == TIME else np.int64
-        fits = [(value.dtype.kind == "M") == (kind == TIME) for value in stamps]
-        if all(fits):
-            return pa.array(np.concatenate(stamps).astype(unit) if stamps else np.zeros(0, unit), type=kind)
-        empty = np.zeros(horizon, unit)
-        parts = [value.astype(unit) if fit else empty for value, fit in zip(stamps, fits, strict=True)]
-        return pa.array(np.concatenate(parts), type=kind, mask=~np.repeat(fits, horizon))
+        """The tasks' stamps as one column: integers or times (ms) when they are all of one kind, else text (times
+        in ISO 8601 beside step numbers, each task at its own resolution); the output's writer makes the kinds of
+        its pieces agree (training/table_output.py)."""
+        times = [value.dtype.kind == "M" for value in stamps]
+        if all(times) or not any(times):
+            kind = TIME if stamps and times[0] else pa.int64()
+            unit = "datetime64[ms]" if kind == TIME else np.int64
+            column = pa.array(np.concatenate(stamps).astype(unit) if stamps else np.zeros(0, unit), type=kind)
+        else:
+            column = pa.array([str(cell) for value in stamps for cell in stamp_texts(value)], pa.string())
+        self.ds_type = self.ds_type or column.type
+        return column
 
     def _score(self, tasks: list[Task], predictions: np.ndarray, bands: dict) -> None:
         horizon, context = self.completer.horizon, self.completer.context
@@ -204,7 +200,7 @@ class Run:
         """The output's columns (for an output with no row)."""
         names = ["unique_id", "ds", *(["cutoff", "y"] if self.cross_validation else ["model"]), "y_hat"]
         names += [f"{side}-{level:g}" for level in self.completer.levels for side in ("lo", "hi")]
-        ds = pa.string() if self.text_ds else self.ds_type or pa.int64()
+        ds = self.ds_type or pa.int64()
         types = {"unique_id": pa.string(), "model": pa.string(), "ds": ds}
         types["cutoff"] = types["ds"]
         return pa.schema([(name, types.get(name, pa.float64())) for name in names])
@@ -263,8 +259,7 @@ def summary(run: Run, seconds: float) -> str:
         f"{run.loading:.1f} s of it loading the model ({rate:,.0f} series/s after it); "
         f"filled {run.filled} missing values in {run.filled_series} series; skipped {len(run.skipped)}"
     ]
-    numbered = "ds as step numbers" if run.text_ds else "ds left empty (Parquet's ds holds times)"
-    for label, items in (("skipped", run.skipped), (numbered, run.no_frequency)):
+    for label, items in (("skipped", run.skipped), ("ds as step numbers", run.no_frequency)):
         for name, reason in items[:20]:
             lines.append(f"  {label}: {name}: {reason}")
         if len(items) > 20:
@@ -313,8 +308,7 @@ def new_run(args: argparse.Namespace, workers: int) -> Run:
     name, _, version = args.model.partition("/")
     completer = Completer(load_model(args.store, name, version or None), args.horizon, args.level, workers)
     step = args.step or completer.horizon
-    text_ds = Path(args.output).suffix.lower() == ".csv"
-    return Run(completer, args.cross_validation, step, args.max_gap_fraction, len(args.inputs) > 1, text_ds)
+    return Run(completer, args.cross_validation, step, args.max_gap_fraction, len(args.inputs) > 1)
 
 
 def complete_files(args: argparse.Namespace) -> Run:
@@ -325,7 +319,7 @@ def complete_files(args: argparse.Namespace) -> Run:
     run = new_run(args, args.workers)
     completer = run.completer
     progress = Progress(enabled=not args.quiet)
-    writer = TableWriter(args.output)
+    writer = TableWriter(args.output, group=completer.horizon)
     pending: deque = deque()
     done = 0
 

@@ -110,7 +110,6 @@ class CompleteSeries:
             self.run.step,
             self.run.max_gap_fraction,
             self.run.several_files,
-            self.run.text_ds,
         )
         tasks = []
         for file, series in _table_series(batch):
@@ -189,7 +188,7 @@ def complete_on_ray(args: argparse.Namespace) -> Run:
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
     )
     progress = Progress(enabled=not args.quiet)
-    writer = TableWriter(args.output)
+    writer = TableWriter(args.output, group=run.completer.horizon)
     try:
         with signals_raise():
             for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
