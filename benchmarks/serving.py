@@ -9,14 +9,15 @@ runs the load, on the cache the first start filled. With Ray installed (the `ray
 same store on a local Ray cluster with 1 and 2 replicas (`--ray-replicas`) and drives it through Serve's HTTP
 proxy (benchmarks/ray_serving.py, in a process of its own), so the proxy's cost is a ratio to the service.
 
-The service also answers /predict/batch requests of --batch-waves waves from 4 clients, against the model alone
-on the same waves (the Predictor in batches of the service's largest batch on its inference workers). The model
-alone runs in a process of its own (benchmarks/model_alone.py). `--isa native,avx2` (the default) runs all of it
+The service also answers /predict/batch requests of --batch-waves waves from 4 clients, and the same waves as OIP V2
+requests with binary tensors (float32 in and out, no number in JSON), against the model alone on the same waves
+(the Predictor in batches of the service's largest batch on its inference workers). The model alone runs in a
+process of its own (benchmarks/model_alone.py). `--isa native,avx2` (the default) runs all of it
 twice: once with the CPU's own instructions, once with every compiled program of both servers and of the model
 alone capped at AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2, added to any XLA flags already set), as on a host
 without AVX-512; the Ray rows run with the first only. The end lists, per instruction set, the throughput ratio
-at the highest concurrency, the time to ready of the service's restart over the baseline's, and /predict/batch
-over the model alone (the throughput ratio at concurrency 32, or the highest one run).
+at the highest concurrency, the time to ready of the service's restart over the baseline's, and /predict/batch and
+V2 binary over the model alone (the throughput ratio at concurrency 32, or the highest one run).
 """
 
 from __future__ import annotations
@@ -130,10 +131,20 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+JSON = {"content-type": "application/json"}
+
+
 async def drive(
-    url: str, bodies: list[bytes], concurrency: int, requests: int, time_limit: float, path: str = "/predict"
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    requests: int,
+    time_limit: float,
+    path: str = "/predict",
+    headers: list[dict[str, str]] | None = None,
 ) -> Run:
-    """`requests` POST `path` calls from `concurrency` clients, stopping early at `time_limit` seconds.
+    """`requests` POST `path` calls from `concurrency` clients, stopping early at `time_limit` seconds; body i is
+    sent with `headers[i]` (default: JSON's content type).
 
     Each client is its own httpx.AsyncClient on one keep-alive connection, like independent callers (one
     shared pool of many connections costs the load generator several ms of CPU per request at 64). The clients
@@ -148,10 +159,11 @@ async def drive(
         nonlocal errors, issued
         while issued < requests and time.perf_counter() - started < time_limit:
             body = bodies[issued % len(bodies)]
+            head = headers[issued % len(bodies)] if headers else JSON
             issued += 1
             sent = time.perf_counter()
             try:
-                response = await client.post(path, content=body, headers={"content-type": "application/json"})
+                response = await client.post(path, content=body, headers=head)
                 ok = response.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -193,6 +205,22 @@ def batch_bodies(steps: int, model: str, bodies: int, per_body: int) -> list[byt
     return [json.dumps({"waves": w.tolist(), "model": model}).encode() for w in batch_waves(steps, bodies, per_body)]
 
 
+def binary_bodies(steps: int, bodies: int, per_body: int) -> tuple[list[bytes], list[dict[str, str]]]:
+    """The /predict/batch bodies' waves as OIP V2 requests with binary tensors (Triton's extension): a JSON header,
+    then the waves as raw little-endian float32; the answer's prediction asked for in binary too."""
+    from app.v2_codec import HEADER_LENGTH
+
+    contents, headers = [], []
+    for waves in batch_waves(steps, bodies, per_body):
+        raw = waves.astype("<f4").tobytes()
+        tensor = {"name": "wave", "shape": list(waves.shape), "datatype": "FP32"}
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}}).encode()
+        contents.append(header + raw)
+        headers.append({"content-type": "application/octet-stream", HEADER_LENGTH: str(len(header))})
+    return contents, headers
+
+
 def isa_env(isa: str, env: dict[str, str]) -> dict[str, str]:
     """`env` for servers whose compiled programs use at most the instruction set `isa` ("native": the CPU's own),
     keeping any other XLA flags of this process's environment."""
@@ -222,8 +250,11 @@ def first_start_seconds(app: str, env: dict) -> float:
     return seconds
 
 
-def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[int], args, batch=None) -> dict:
-    """The server's runs at each concurrency, and with `batch` (bodies, concurrency) its /predict/batch run."""
+def measure(
+    name: str, app: str, env: dict, bodies: list[bytes], levels: list[int], args, batch=None, model: str = ""
+) -> dict:
+    """The server's runs at each concurrency, and with `batch` (bodies, concurrency) its /predict/batch run and the
+    same waves as V2 binary tensors to `model`."""
     started = time.monotonic()
     process, url, ready_seconds = start(app, env)
     try:
@@ -245,6 +276,10 @@ def measure(name: str, app: str, env: dict, bodies: list[bytes], levels: list[in
             result["batch"] = asyncio.run(
                 drive(url, batch_bodies, concurrency, count, args.time_limit, "/predict/batch")
             )
+            contents, headers = binary_bodies(args.steps, BATCH_BODIES, args.batch_waves)
+            v2 = f"/v2/models/{model}/infer"
+            asyncio.run(drive(url, contents, concurrency, concurrency, 60, v2, headers))  # warm
+            result["binary"] = asyncio.run(drive(url, contents, concurrency, count, args.time_limit, v2, headers))
         return result
     finally:
         stop(process)
@@ -305,7 +340,7 @@ def measure_isa(isa: str, args, model: str, settings, levels: list[int]) -> dict
     env = isa_env(isa, {"WAVE_LOG_LEVEL": "warning", "WAVE_COMPILE_CACHE": cache.name})
     first_ready = first_start_seconds("app.main:app", env)
     batch = (batch_bodies(args.steps, model, BATCH_BODIES, args.batch_waves), BATCH_CONCURRENCY)
-    service = measure("service", "app.main:app", env, bodies, levels, args, batch)
+    service = measure("service", "app.main:app", env, bodies, levels, args, batch, model)
     cache.cleanup()
     baseline_args = argparse.Namespace(requests=args.baseline_requests, time_limit=args.time_limit)
     baseline_env = {**env, "WAVE_MODEL_NAME": model}
@@ -384,6 +419,12 @@ def report(result: dict, levels: list[int], cpus: int, largest: int, workers: in
         f"{batch_rate:.0f} waves/s = {batch_rate / batch_alone:.0%} of the model alone on the same waves "
         f"({batch_alone:.0f} waves/s, batches of {largest} on {workers} thread{'s' * (workers > 1)})"
     )
+    binary_run = service["binary"]
+    binary_rate = binary_run.throughput * waves
+    print(
+        f"V2 binary tensors (the same waves as float32, {binary_run.concurrency} clients, {binary_run.errors} "
+        f"errors): {binary_rate:.0f} waves/s = {binary_rate / batch_alone:.0%} of the model alone"
+    )
     best = max(run.throughput for run in service["runs"])
     flops, gflops = alone["flops"], alone["gflops"]
     print(f"FLOPs per wave {flops / 1e6:.1f} M; matmul {gflops:.1f} GFLOP/s; best service throughput")
@@ -417,13 +458,14 @@ def main(argv: list[str] | None = None) -> int:
             s = next(run for run in result["service"]["runs"] if run.concurrency == top)
             b = next(run for run in result["baseline"]["runs"] if run.concurrency == top)
             ready = result["service"]["ready_seconds"] / result["baseline"]["ready_seconds"]
-            batch = result["service"]["batch"].throughput * args.batch_waves / result["alone"]["batch_waves_per_second"]
+            alone = result["alone"]["batch_waves_per_second"] / args.batch_waves
+            batch, binary = (result["service"][kind].throughput / alone for kind in ("batch", "binary"))
             print(
                 f"  {result['isa']:7} x{s.throughput / b.throughput:.1f}; time to ready x{ready:.2f} of the "
-                f"baseline's; /predict/batch {batch:.0%} of the model alone"
+                f"baseline's; /predict/batch {batch:.0%} of the model alone, V2 binary {binary:.0%}"
             )
     runs = [run for result in results for entry in (result["service"], *result["ray"]) for run in entry["runs"]]
-    batches = [result["service"]["batch"] for result in results]
+    batches = [result["service"][kind] for result in results for kind in ("batch", "binary")]
     return 0 if all(run.errors == 0 for run in runs + batches) else 1
 
 
