@@ -243,6 +243,14 @@ def model_alone(env: dict[str, str], model: str, args, batch: int, workers: int)
 BATCH_BODIES = 4  # distinct /predict/batch bodies, sent in turn
 
 
+def timed(pid: int, load) -> Run:
+    """The run of the coroutine `load` (a `drive`), with the CPU the server process `pid` used meanwhile."""
+    before = cpu_seconds(pid)
+    run = asyncio.run(load)
+    run.server_cores = (cpu_seconds(pid) - before) / run.seconds
+    return run
+
+
 def first_start_seconds(app: str, env: dict) -> float:
     """Seconds until ready on a first start (env's compile cache empty); the server is stopped again."""
     process, _, seconds = start(app, env)
@@ -263,23 +271,22 @@ def measure(
         runs = []
         for level in levels:
             count = max(args.requests, 4 * level)
-            server_before = cpu_seconds(process.pid)
-            run = asyncio.run(drive(url, bodies, level, count, args.time_limit))
-            run.server_cores = (cpu_seconds(process.pid) - server_before) / run.seconds
-            runs.append(run)
+            runs.append(timed(process.pid, drive(url, bodies, level, count, args.time_limit)))
         result = {"name": name, "ready_seconds": ready_seconds, "settled_seconds": settled_seconds}
         result |= {"rss_mb": rss_mb(process.pid), "runs": runs}
         if batch is not None:
             batch_bodies, concurrency = batch
             asyncio.run(drive(url, batch_bodies, concurrency, concurrency, 60, "/predict/batch"))  # warm
             count = max(args.batch_requests, concurrency)
-            result["batch"] = asyncio.run(
-                drive(url, batch_bodies, concurrency, count, args.time_limit, "/predict/batch")
+            result["batch"] = timed(
+                process.pid, drive(url, batch_bodies, concurrency, count, args.time_limit, "/predict/batch")
             )
             contents, headers = binary_bodies(args.steps, BATCH_BODIES, args.batch_waves)
             v2 = f"/v2/models/{model}/infer"
             asyncio.run(drive(url, contents, concurrency, concurrency, 60, v2, headers))  # warm
-            result["binary"] = asyncio.run(drive(url, contents, concurrency, count, args.time_limit, v2, headers))
+            result["binary"] = timed(
+                process.pid, drive(url, contents, concurrency, count, args.time_limit, v2, headers)
+            )
         return result
     finally:
         stop(process)
@@ -417,13 +424,15 @@ def report(result: dict, levels: list[int], cpus: int, largest: int, workers: in
     print(
         f"/predict/batch ({waves} waves per request, {batch_run.concurrency} clients, {batch_run.errors} errors): "
         f"{batch_rate:.0f} waves/s = {batch_rate / batch_alone:.0%} of the model alone on the same waves "
-        f"({batch_alone:.0f} waves/s, batches of {largest} on {workers} thread{'s' * (workers > 1)})"
+        f"({batch_alone:.0f} waves/s, batches of {largest} on {workers} thread{'s' * (workers > 1)}); "
+        f"cores: server {batch_run.server_cores:.2f}, load generator {batch_run.client_cores:.2f}"
     )
     binary_run = service["binary"]
     binary_rate = binary_run.throughput * waves
     print(
         f"V2 binary tensors (the same waves as float32, {binary_run.concurrency} clients, {binary_run.errors} "
-        f"errors): {binary_rate:.0f} waves/s = {binary_rate / batch_alone:.0%} of the model alone"
+        f"errors): {binary_rate:.0f} waves/s = {binary_rate / batch_alone:.0%} of the model alone; "
+        f"cores: server {binary_run.server_cores:.2f}, load generator {binary_run.client_cores:.2f}"
     )
     best = max(run.throughput for run in service["runs"])
     flops, gflops = alone["flops"], alone["gflops"]

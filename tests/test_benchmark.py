@@ -40,7 +40,8 @@ def test_benchmark_prints_latency_ratios_and_the_compute_bound():
     batch = next(line for line in lines if line.startswith("/predict/batch (3 waves per request, 4 clients, 0 errors)"))
     assert "% of the model alone on the same waves" in batch
     binary = next(line for line in lines if line.startswith("V2 binary tensors (the same waves as float32"))
-    assert "4 clients, 0 errors): " in binary and binary.endswith("% of the model alone")
+    assert "4 clients, 0 errors): " in binary and "% of the model alone; cores: server " in binary
+    assert re.search(r"cores: server \d+\.\d\d, load generator \d+\.\d\d$", batch)
     assert any(line.startswith("  concurrency   2:") and "req/s" in line and " ms, at most " in line for line in lines)
     assert any("% of the matmul rate" in line for line in lines)
     if ray_installed():  # the service through Serve's proxy, one replica of both CPUs
