@@ -120,7 +120,8 @@ def recalibrate(store: Path, name: str, version: str, waves: int, eval_waves: in
         recorded = loaded.manifest["training"]["config"]
         config = TrainConfig(model=model, seed=recorded["seed"], validation_waves=recorded["validation_waves"])
         calibration = calibrate_source(predictor, synthetic_source_of(data, model.features), config)
-        real = evaluate_real(model_forecast(predictor), model.max_context, model.horizon, calibration=calibration)
+        forecast = model_forecast(predictor)
+        real = evaluate_real(forecast, model.max_context, model.horizon, calibration=calibration, reads=model.reads)
         updates["real_evaluation"] = real
     else:
         calibration = sine_calibration(predictor, architecture, waves)

@@ -73,6 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --seasonal-lag (implied): the decoder sees the values 1..N seasons back (default 1); with"
         " --init-from it widens the initial model, whose predictions it starts from",
     )
+    train.add_argument(
+        "--history",
+        type=int,
+        metavar="STEPS",
+        help="with --seasonal-lag (implied): the season and its look back come from up to STEPS observed steps, the"
+        " encoder still reads the last --context of them; synthetic windows are then drawn up to STEPS long (with"
+        " --init-from it keeps the initial model's weights: the look back has none)",
+    )
     train.add_argument("--units", type=int, help="LSTM units per layer (reference: 40)")
     train.add_argument("--depth", type=int, help="LSTM layers in the encoder and in the decoder (reference: 4)")
     train.add_argument("--context", type=int, help="most observed steps the model reads (default: 300)")
@@ -246,8 +254,10 @@ def train_config(args: argparse.Namespace, initial_manifest: dict | None = None)
         from training.own_data import architecture_of
 
         model = architecture_of(initial_manifest)
-        if args.seasonal_lag or args.seasons_back is not None:
+        if args.seasonal_lag or args.seasons_back is not None or args.history:
             model = replace(model, seasonal_lag=True, seasons_back=args.seasons_back or model.seasons_back)
+        if args.history:
+            model = replace(model, history=args.history)
         return replace(config, model=model)
     model_overrides = {
         "units": args.units,
@@ -256,8 +266,9 @@ def train_config(args: argparse.Namespace, initial_manifest: dict | None = None)
         "decoder_state": args.decoder_state,
         "max_context": args.context,
         "residual_head": args.residual_head or None,
-        "seasonal_lag": (args.seasonal_lag or args.seasons_back is not None) or None,
+        "seasonal_lag": (args.seasonal_lag or args.seasons_back is not None or args.history) or None,
         "seasons_back": args.seasons_back,
+        "history": args.history,
     }
     model = replace(config.model, **{k: v for k, v in model_overrides.items() if v is not None})
     if args.reference_layout:
@@ -280,7 +291,7 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
     weights = args.families or FAMILY_WEIGHTS
     return SyntheticSource(
         config.model.features,
-        max_observed=config.model.max_context,
+        max_observed=config.model.reads,
         weights=tuple(weights.items()),
         integer_periods=args.integer_periods or 0.0,
     )

@@ -23,6 +23,12 @@ class ModelConfig:
     residual_head: bool = False  # True: each decoder step predicts the change from its input, not the value
     seasonal_lag: bool = False  # True: the decoder also sees the value one season back (channel-independent only)
     seasons_back: int = 1  # with seasonal_lag: the decoder sees the values 1..seasons_back seasons back
+    history: int = 0  # with seasonal_lag, > max_context: the season and its look back come from this many steps
+
+    @property
+    def reads(self) -> int:
+        """The observed steps the model reads: the encoder the last max_context, the season look back more."""
+        return max(self.max_context, self.history if self.seasonal_lag else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,7 +31,7 @@ def evaluate_on_data(models: dict[str, Forecaster], source: FileSource, calibrat
         "window_rule": (
             f"the {horizon} predicted steps lie in the test part, starting at its first step and every "
             f"{source.stride} steps after (and one window ending at its last step); the observed steps are the "
-            f"{source.model.max_context} before them (fewer if the series starts later)"
+            f"{source.model.reads} before them (fewer if the series starts later)"
         ),
         "series": {},
     }

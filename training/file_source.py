@@ -123,7 +123,7 @@ def part_windows(series: SplitSeries, part: str, model: ModelConfig, stride: int
     lo, hi = (series.train_end, series.val_end) if part == "validation" else (series.val_end, len(series.values))
     horizon = min(model.horizon, hi - lo) if part == "validation" else model.horizon
     starts = window_starts(lo, hi, horizon, stride) if horizon > 0 else np.zeros(0, int)
-    observed_steps = min(model.max_context, lo)
+    observed_steps = min(model.reads, lo)
     steps = np.arange(-observed_steps, horizon)
     index = starts[:, None] + steps[None, :]
     values, known = series.values[index], series.known[index]
@@ -176,7 +176,7 @@ class FileSource:
 
     def observed_range(self) -> tuple[int, int]:
         longest = max(s.train_end for s in self.series)
-        return self.model.min_input_length, min(self.model.max_context, longest - self.model.horizon)
+        return self.model.min_input_length, min(self.model.reads, longest - self.model.horizon)
 
     def validation_sets(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
         by_length: dict[tuple[int, int], list[Windows]] = {}

@@ -77,6 +77,25 @@ class WaveNormalizer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ApplyNormalization(keras.layers.Layer):
+    """A longer stretch of the wave normalized with the statistics WaveNormalizer found on its last steps:
+    (wave - mean) / scale, masked steps zero."""
+
+    def call(self, inputs, mask=None):
+        wave, mean, scale = inputs
+        normalized = (wave - mean) / scale
+        if mask is not None and mask[0] is not None:
+            normalized = normalized * ops.cast(mask[0], wave.dtype)[:, :, None]
+        return normalized
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[0]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class WaveDenormalizer(keras.layers.Layer):
     """Inverse of WaveNormalizer: prediction * scale + mean."""
 

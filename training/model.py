@@ -7,6 +7,7 @@ import numpy as np
 
 from training.config import ModelConfig
 from training.layers import (
+    ApplyNormalization,
     CropContext,
     DecoderClock,
     FeedbackDecoderCell,
@@ -36,6 +37,8 @@ def build_core(config: ModelConfig) -> keras.Model:
     width = channel_width(config)
     observed = keras.Input((None, width), name="observed")
     clock = keras.Input((None, 1), name="clock")
+    long_history = config.reads > config.max_context  # the season from more steps than the encoder reads
+    history = keras.Input((None, width), name="history") if long_history else observed
     x, encoder_states = observed, []
     for i in range(config.encoder_depth):
         final = i == config.encoder_depth - 1
@@ -55,29 +58,37 @@ def build_core(config: ModelConfig) -> keras.Model:
     if config.seasonal_lag:  # the season (autocorrelation peak) and the last steps, for a look one season back
         if not config.channel_independent:
             raise ValueError("seasonal_lag needs a channel-independent model")
-        initial_state += SeasonalLag(config.max_context, name="seasonal_lag")(observed)
+        initial_state += SeasonalLag(config.reads, name="seasonal_lag")(history)
     cell = FeedbackDecoderCell(
         config.units,
         config.decoder_depth,
         width,
         residual=config.residual_head,
-        seasonal_history=config.max_context if config.seasonal_lag else 0,
+        seasonal_history=config.reads if config.seasonal_lag else 0,
         seasons_back=config.seasons_back,
         name="feedback_cell",
     )
     prediction = keras.layers.RNN(cell, return_sequences=True, name="decoder")(clock, initial_state=initial_state)
-    return keras.Model([observed, clock], prediction, name="seq2seq")
+    inputs = [observed, clock, history] if long_history else [observed, clock]
+    return keras.Model(inputs, prediction, name="seq2seq")
 
 
 def build_model(config: ModelConfig, core: keras.Model | None = None) -> keras.Model:
-    """The served model: raw wave (batch, T, features) -> completion (batch, horizon, features)."""
+    """The served model: raw wave (batch, T, features) -> completion (batch, horizon, features). It reads the last
+    `config.reads` steps (crop_context); with a longer history the encoder reads the last max_context of them."""
     core = core if core is not None else build_core(config)
     wave = keras.Input((None, config.features), name="wave")
-    recent = CropContext(config.max_context, name="crop_context")(wave)
+    read = CropContext(config.reads, name="crop_context")(wave)
+    recent = read if config.reads == config.max_context else CropContext(config.max_context, name="crop_encoder")(read)
     normalized, mean, scale = WaveNormalizer(name="normalize")(recent)
-    sequences = FoldFeatures(name="fold_features")(normalized) if config.channel_independent else normalized
+    fold = FoldFeatures(name="fold_features") if config.channel_independent else None
+    sequences = fold(normalized) if fold else normalized
     clock = DecoderClock(config.horizon, name="decoder_clock")(sequences)
-    prediction = core([sequences, clock])
+    if config.reads > config.max_context:
+        history = ApplyNormalization(name="normalize_history")([read, mean, scale])
+        prediction = core([sequences, clock, fold(history) if fold else history])
+    else:
+        prediction = core([sequences, clock])
     if config.channel_independent:
         prediction = UnfoldFeatures(config.features, name="unfold_features")(prediction)
     completion = WaveDenormalizer(name="denormalize")([prediction, mean, scale])

@@ -55,11 +55,15 @@ def is_channel_independent(model: keras.Model) -> bool:
 
 def single_channel_model(model: keras.Model) -> keras.Model:
     """A channel-independent model's one-feature twin: input (batch, T, 1), the same seq2seq core and weights."""
+    reads = int(model.get_layer("crop_context").max_steps)
+    encoder = [layer for layer in model.layers if layer.name == "crop_encoder"]  # a longer season look back
     config = ModelConfig(
         features=1,
         horizon=int(model.get_layer("decoder_clock").horizon),
-        max_context=int(model.get_layer("crop_context").max_steps),
+        max_context=int(encoder[0].max_steps) if encoder else reads,
         channel_independent=True,
+        seasonal_lag=bool(encoder),
+        history=reads if encoder else 0,
     )
     return build_model(config, core=model.get_layer("seq2seq"))
 
@@ -92,7 +96,11 @@ class Predictor:
         else:
             self.features = self._width = trained_features
         self.buckets = tuple(size * trained_features // self._width for size in batch_buckets(max_batch))
-        chosen = length_buckets(self.context) if lengths is None else lengths
+        encoder = [layer for layer in model.layers if layer.name == "crop_encoder"]
+        # a model whose season look back reads more than its encoder: the encoder's buckets, then the whole of it
+        # (longer waves pay only for the look back, the encoder reading their last steps in any bucket)
+        default = length_buckets(int(encoder[0].max_steps)) if encoder else length_buckets(self.context)
+        chosen = default if lengths is None else lengths
         self.lengths = tuple(sorted({min(int(steps), self.context) for steps in chosen} | {self.context}))
         self._deferred: frozenset[Shape] = frozenset()  # replaced, never changed in place: read from any thread
         self._deferring = threading.Lock()

@@ -74,7 +74,11 @@ def train_and_publish(
             log("evaluating zero-shot on the real recorded series")
             forecast = model_forecast(predictor)
             real_evaluation = evaluate_real(
-                forecast, config.model.max_context, config.model.horizon, calibration=calibration
+                forecast,
+                config.model.max_context,
+                config.model.horizon,
+                calibration=calibration,
+                reads=config.model.reads,
             )
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -153,6 +157,7 @@ def architecture_description(config: ModelConfig) -> str:
         f"encoder {config.encoder_depth} x LSTM({config.units}), decoder {config.decoder_depth} x LSTM({config.units})"
         f" + Dense{head}, autoregressive for {config.horizon} steps; {layout}; {state}; per-wave, per-feature normalization"
         f" inside the model; only the last {config.max_context} observed steps are read"
+        + (f" (the season and its look back: the last {config.reads})" if config.reads > config.max_context else "")
     )
 
 

@@ -108,12 +108,27 @@ def windows(
     """Windows (observed (k, o), target (k, horizon)), o = min(context, len - horizon), ends spaced by `stride`
     from the series' end backwards, at most `max_windows` of them evenly spread."""
     observed = min(context, len(values) - horizon)
-    if observed < max(60, period):
-        raise ValueError(f"series of {len(values)} steps is too short for a horizon of {horizon} and period {period}")
-    ends = np.arange(len(values), observed + horizon - 1, -stride)
-    ends = ends[np.unique(np.linspace(0, len(ends) - 1, min(max_windows, len(ends))).round().astype(int))]
+    ends = window_ends(len(values), context, horizon, period, max_windows, stride)
     cut = np.stack([values[end - observed - horizon : end] for end in ends])
     return cut[:, :observed], cut[:, observed:]
+
+
+def window_ends(
+    length: int, context: int, horizon: int, period: int, max_windows: int = 24, stride: int = 50
+) -> np.ndarray:
+    """Where `windows` ends its windows in a series of `length` steps (it reads `context` steps before each)."""
+    observed = min(context, length - horizon)
+    if observed < max(60, period):
+        raise ValueError(f"series of {length} steps is too short for a horizon of {horizon} and period {period}")
+    ends = np.arange(length, observed + horizon - 1, -stride)
+    return ends[np.unique(np.linspace(0, len(ends) - 1, min(max_windows, len(ends))).round().astype(int))]
+
+
+def histories(values: np.ndarray, context: int, horizon: int, period: int, reads: int) -> list[np.ndarray]:
+    """The observed part of each of `windows`' windows with the steps before it, up to `reads` steps in all (as
+    many as the series has): what a model that reads more than `context` steps is given, the windows unchanged."""
+    ends = window_ends(len(values), context, horizon, period)
+    return [values[max(0, end - horizon - reads) : end - horizon] for end in ends]
 
 
 def evaluate_real(
@@ -122,17 +137,24 @@ def evaluate_real(
     horizon: int = 150,
     series=SERIES,
     calibration: dict | None = None,
+    reads: int = 0,
 ) -> dict:
     """Score `forecast(observed (k, o), horizon) -> (k, horizon)` on every series: MAE / seasonal-naive MAE, and
-    with a calibration record the coverage of its 80 % and 95 % bands."""
+    with a calibration record the coverage of its 80 % and 95 % bands. With `reads` > `context`, the forecast gets
+    each window's observed part with up to `reads` steps before its end (`histories`: a list), the same windows,
+    and so do the bands' backtests (as the service completes them); the baselines read the `context` steps."""
     from training.calibration import Calibration
     from training.coverage import mean_coverage, series_coverage
 
     bands_from = Calibration.from_record(calibration) if calibration else None
     report: dict = {"metric": "MAE / seasonal-naive MAE (known period)", "context": context, "series": {}}
+    if reads > context:
+        report["reads"] = reads
     for item in series:
-        observed, target = windows(item.load(), context, horizon, item.period)
-        prediction = forecast(observed, horizon)
+        values = item.load()
+        observed, target = windows(values, context, horizon, item.period)
+        longer = histories(values, context, horizon, item.period, reads) if reads > context else None
+        prediction = forecast(longer if longer else observed, horizon)
         mae = {
             "model": np.abs(prediction - target).mean(),
             "seasonal_naive": np.abs(seasonal_naive(observed, horizon, item.period) - target).mean(),
@@ -153,7 +175,11 @@ def evaluate_real(
             },
         }
         if bands_from is not None:
-            backtests = [forecast(part, horizon) for part in bands_from.backtest_inputs(observed)]
+            if longer:  # each backtest from the same step as below, with the history before it (as served)
+                backs = [observed.shape[1] - len(part[0]) for part in bands_from.backtest_inputs(observed[:1])]
+                backtests = [forecast([h[: len(h) - back] for h in longer], horizon) for back in backs]
+            else:
+                backtests = [forecast(part, horizon) for part in bands_from.backtest_inputs(observed)]
             report["series"][item.name]["intervals"] = series_coverage(
                 prediction, observed, target, backtests, bands_from
             )
@@ -174,9 +200,9 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
     """A univariate forecast from a Predictor: each window goes in as every feature, feature 0 comes back."""
     features = predictor.features or 1
 
-    def forecast(observed: np.ndarray, horizon: int) -> np.ndarray:
-        waves = np.repeat(observed[:, :, None], features, axis=2).astype(np.float32)
-        return predictor(waves)[:, :horizon, 0].astype(np.float64)
+    def forecast(observed: np.ndarray | list[np.ndarray], horizon: int) -> np.ndarray:
+        waves = [np.repeat(np.asarray(row, np.float32)[:, None], features, axis=1) for row in observed]
+        return np.stack([p[:horizon, 0] for p in predictor(waves)]).astype(np.float64)
 
     return forecast
 
@@ -184,9 +210,11 @@ def model_forecast(predictor) -> Callable[[np.ndarray, int], np.ndarray]:
 def evaluate_version(loaded, series=SERIES) -> dict:
     """`evaluate_real` of a published version (a `training.loading.LoadedModel`) on `series`, with the bands of
     its calibration record."""
+    from training.own_data import architecture_of
     from training.predict import Predictor
 
-    architecture = loaded.manifest["architecture"]
+    model = architecture_of(loaded.manifest)
     forecast = model_forecast(Predictor(loaded.model))
-    context, horizon = architecture["max_context"], architecture["horizon"]
-    return evaluate_real(forecast, context, horizon, series=series, calibration=loaded.calibration)
+    return evaluate_real(
+        forecast, model.max_context, model.horizon, series=series, calibration=loaded.calibration, reads=model.reads
+    )

@@ -132,26 +132,42 @@ class WeightAverage:
                 variable.assign(value)
 
 
+def observed_length(rng: np.random.Generator, low: int, high: int, context: int) -> int:
+    """A training batch's observed steps, uniform in [low, high]; when the model reads more than its encoder's
+    `context` (a longer season look back), half the batches within the context and half beyond it, so the short
+    waves most requests send keep the share of training they had."""
+    if high <= context or rng.random() < 0.5:
+        return int(rng.integers(low, min(high, context) + 1))
+    return int(rng.integers(context + 1, high + 1))
+
+
 def make_step_functions(
     core: keras.Model,
     optimizer: keras.optimizers.Optimizer,
     channel_independent: bool,
     average: WeightAverage | None = None,
     loss: str = "mse",
+    context: int = 0,
 ):
     """The train and validation steps, traced once for every batch size, observed length and horizon; the train
-    step also updates `average` when given. `loss`: "mse" or "mae" of the normalized values."""
+    step also updates `average` when given. `loss`: "mse" or "mae" of the normalized values. With `context` and a
+    core that reads a longer history (a third input), the encoder gets the last `context` observed steps, the
+    history all of them, normalized alike (as build_model does)."""
     normalize = WaveNormalizer()
     fold = FoldFeatures()
     spec = tf.TensorSpec([None, None, None], tf.float32)
+    long_history = len(core.inputs) == 3
 
     def normalized_loss(observed, target, training):
-        normalized, mean, scale = normalize(observed)
+        recent = observed[:, -context:] if long_history else observed
+        normalized, mean, scale = normalize(recent)
+        history = (observed - mean) / scale
         target = (target - mean) / scale
         if channel_independent:
-            normalized, target = fold(normalized), fold(target)
+            normalized, target, history = fold(normalized), fold(target), fold(history)
         clock = tf.zeros_like(target[:, :, :1])
-        prediction = core([normalized, clock], training=training)
+        inputs = [normalized, clock, history] if long_history else [normalized, clock]
+        prediction = core(inputs, training=training)
         error = prediction - target
         return tf.reduce_mean(tf.abs(error) if loss == "mae" else tf.square(error))
 
@@ -191,7 +207,7 @@ def train(
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     average = WeightAverage(core, optimizer, config.ema) if config.ema > 0 else None
     train_step, validation_step = make_step_functions(
-        core, optimizer, config.model.channel_independent, average, config.loss
+        core, optimizer, config.model.channel_independent, average, config.loss, config.model.max_context
     )
     validation = source.validation_sets(config)
 
@@ -208,7 +224,7 @@ def train(
     step = 0
     for step in range(1, config.max_steps + 1):
         horizon = curriculum_horizon(step, config)
-        observed = int(rng.integers(min_observed, max_observed + 1))
+        observed = observed_length(rng, min_observed, max_observed, config.model.max_context)
         batch = source.batch(rng, config.batch_size, observed, horizon)
         optimizer.learning_rate.assign(learning_rate(step, config))
         window.append(float(train_step(*batch)))
