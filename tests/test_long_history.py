@@ -97,11 +97,29 @@ def test_a_long_history_model_saves_loads_and_exports(tmp_path):
         assert max_difference(model, signature, check_waves(LONG.features, steps=steps)) < 1e-4
 
 
-def test_train_history_keeps_the_initial_weights_and_records_it(tiny_store, tmp_path):
-    store = tmp_path / "store"
+@pytest.fixture(scope="module")
+def history_store(tiny_store, tmp_path_factory):
+    """`tiny` 1 (trained by the CLI); 2: it continued for one step with --history 600; 3: version 2 whose head
+    repeats the value one season back (no calibration)."""
+    from model_store import write_version
+
+    store = tmp_path_factory.mktemp("history") / "store"
     shutil.copytree(tiny_store, store)
     args = ["train", "--store", str(store), "--name", "tiny", "--quick", "--max-steps", "1", "--eval-waves", "10"]
     assert main([*args, "--init-from", "1", "--history", "600", "--curriculum-steps", "0"]) == 0
+    repeater = head_repeats_the_lag(load_model(store, "tiny", 2).model)
+    path = tmp_path_factory.mktemp("repeater") / "model.keras"
+    repeater.save(path)
+    manifest = load_model(store, "tiny", 2).manifest
+    assert (
+        write_version(store, "tiny", path, {k: v for k, v in manifest.items() if k not in ("name", "version", "files")})
+        == 3
+    )
+    return store
+
+
+def test_train_history_keeps_the_initial_weights_and_records_it(history_store):
+    store = history_store
     parent, child = load_model(store, "tiny", 1), load_model(store, "tiny", 2)
     architecture = child.manifest["architecture"]
     assert architecture["history"] == 600 and architecture["seasonal_lag"] is True
@@ -136,3 +154,31 @@ def test_half_the_training_batches_of_a_long_reader_stay_within_the_encoders_con
     assert 0.45 < np.mean(lengths <= 300) < 0.55
     ours, plain = np.random.default_rng(1), np.random.default_rng(1)  # a model reading its context: as before
     assert [observed_length(ours, 60, 300, 300) for _ in range(50)] == [int(plain.integers(60, 301)) for _ in range(50)]
+
+
+@pytest.mark.anyio
+async def test_the_service_completes_long_waves_with_a_history_model_and_its_bands(history_store):
+    """Over HTTP (in process): the model says it reads 600 steps; a 900-step wave is answered as the model
+    answers its last 600, with bands, and a short wave too; the repeater (version 3) repeats a 240-step season
+    that the 600 steps hold twice and the encoder's 300 not."""
+    from tests.conftest import started_app
+
+    model = load_model(history_store, "tiny", 2).model
+    wave = weekly_wave(900, period=240)[0]
+    async with started_app(store=history_store, model_name="tiny", model_version="2") as (_, http):
+        meta = (await http.get("/model/summary")).json()
+        assert meta["version"] == "2" and meta["input_length"]["context"] == 600
+        for steps in (900, 120):
+            body = {"wave": wave[-steps:].tolist(), "horizon": 150, "level": [80]}
+            response = await http.post("/predict", json=body)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            expected = np.asarray(model(wave[None, -min(steps, 600) :]))[0]
+            np.testing.assert_allclose(answer["prediction"], expected, rtol=1e-4, atol=1e-3)
+            lower, upper = (np.asarray(answer["intervals"]["80"][side]) for side in ("lower", "upper"))
+            assert np.all(lower <= np.asarray(answer["prediction"]) + 1e-6) and np.all(lower < upper)
+    async with started_app(store=history_store, model_name="tiny", model_version="3") as (_, http):
+        response = await http.post("/predict", json={"wave": wave.tolist(), "horizon": 150})
+        assert response.status_code == 200, response.text
+        expected = seasonal_naive(wave[None], 150, 240)[0]
+        np.testing.assert_allclose(response.json()["prediction"], expected, rtol=1e-4, atol=1e-2)
