@@ -182,3 +182,18 @@ async def test_the_service_completes_long_waves_with_a_history_model_and_its_ban
         assert response.status_code == 200, response.text
         expected = seasonal_naive(wave[None], 150, 240)[0]
         np.testing.assert_allclose(response.json()["prediction"], expected, rtol=1e-4, atol=1e-2)
+
+
+def test_long_synthetic_windows_are_not_flat_where_the_model_normalizes():
+    """Windows up to 1200 steps for a model that normalizes by its last 300: a flat stretch there would scale the
+    target up a million times (it did, before the check looked at those steps)."""
+    from training.synthetic import SyntheticSource
+
+    mix = {"shapes": 0.4, "kernel": 0.2, "multi_season": 0.2, "trend_season": 0.2}
+    source = SyntheticSource(5, max_observed=1200, weights=tuple(mix.items()), integer_periods=0.5, context=300)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        observed, target = source.batch(rng, 128, int(rng.integers(301, 1201)), 150)
+        recent = observed[:, -300:]
+        scale = recent.std(axis=1, keepdims=True) + 1e-6 * np.abs(recent.mean(axis=1, keepdims=True)) + 1e-12
+        assert np.abs((target - recent.mean(axis=1, keepdims=True)) / scale).max() < 100

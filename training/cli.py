@@ -294,6 +294,7 @@ def training_source(args: argparse.Namespace, config: TrainConfig):
         max_observed=config.model.reads,
         weights=tuple(weights.items()),
         integer_periods=args.integer_periods or 0.0,
+        context=config.model.max_context if config.model.reads > config.model.max_context else 0,
     )
 
 

@@ -373,6 +373,7 @@ class SyntheticSource:
     max_amplitude_log10: float = 1.0
     max_offset: float = 5.0
     integer_periods: float = 0.0
+    context: int = 0  # > 0: the model normalizes by the last `context` observed steps (a longer season look back)
 
     def batch(
         self,
@@ -389,8 +390,13 @@ class SyntheticSource:
         mix = dict(self.weights) if weights is None else weights
         series, _ = synthetic_series(rng, n * self.features, length, mix, self.integer_periods)
         # A window whose observed part is (nearly) flat, e.g. between two pulses, says nothing of its future and
-        # normalizes the target to huge values: such rows are drawn again from the plain sines.
-        flat = np.flatnonzero(series[:, :observed].std(axis=1) < MIN_OBSERVED_STD)
+        # normalizes the target to huge values: such rows are drawn again from the plain sines. With `context`,
+        # the part the model normalizes by (the last `context` observed steps) against it and the target.
+        if self.context:
+            seen = series[:, max(0, observed - self.context) :]
+            flat = np.flatnonzero(seen[:, :-horizon].std(axis=1) < MIN_OBSERVED_STD * seen.std(axis=1))
+        else:
+            flat = np.flatnonzero(series[:, :observed].std(axis=1) < MIN_OBSERVED_STD)
         if len(flat):
             series[flat] = standardize(sines(rng, len(flat), length, self.integer_periods))
         waves = series.reshape(n, self.features, length).transpose(0, 2, 1)
