@@ -77,8 +77,9 @@ def create_app(settings: Settings | None = None, preloaded=None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
-    use_compile_cache(app.state.settings.compile_cache)  # before the first XLA compilation in the process
+    settings = app.state.settings = settings or get_settings()
+    # before the first XLA compilation in the process
+    use_compile_cache(settings.compile_cache, settings.compile_cache_max_mb)
     app.state.metrics = Metrics()
     app.state.preloaded = preloaded
     app.state.registry = None

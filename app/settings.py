@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_store.defaults import DEFAULT_MODEL, DEFAULT_STORE
 from training.gaps import MAX_GAP_FRACTION
-from training.xla_flags import available_cpus, default_compile_cache
+from training.xla_flags import DEFAULT_CACHE_MAX_MB, available_cpus, default_compile_cache
 
 
 def parse_model_list(text: str) -> dict[str, str | None]:
@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     compile_cache: str = Field(
         default_factory=lambda: str(default_compile_cache()),
         description="folder of XLA's compiled programs, reused by the next start; empty: no cache",
+    )
+    compile_cache_max_mb: int = Field(
+        DEFAULT_CACHE_MAX_MB,
+        ge=0,
+        description="the compile cache's size limit: at start the least recently used programs beyond it are "
+        "deleted (0: no limit)",
     )
 
     @field_validator("models")

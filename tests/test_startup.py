@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from app.schemas import example_wave
 from tests.conftest import DEFAULT_MODEL
@@ -15,6 +16,7 @@ from training.xla_flags import (
     MAX_ISA_FLAG,
     cpu_signature,
     max_isa,
+    prune_compile_cache,
     tensorflow_version,
     use_compile_cache,
     with_max_isa,
@@ -54,6 +56,35 @@ def test_programs_capped_at_an_instruction_set_get_their_own_cache_folder(tmp_pa
     assert with_max_isa("--a=1 --xla_cpu_max_isa=SSE4_2", "avx2") == "--a=1 --xla_cpu_max_isa=AVX2"
     assert with_max_isa("--a=1 --xla_cpu_max_isa=AVX2", "native") == "--a=1"
     assert max_isa("--xla_cpu_max_isa=AVX512 --xla_cpu_max_isa=AVX2") == "avx2" and max_isa("") == ""
+
+
+def test_the_cache_keeps_the_most_recently_used_programs_within_its_limit(tmp_path, monkeypatch):
+    """Every model version and TensorFlow release adds programs; beyond the limit the least recently used go."""
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    old_release = tmp_path / "tf-2.20.0-abc"
+    old_release.mkdir()
+    files = [old_release / "a", tmp_path / "b", tmp_path / "c", tmp_path / "d"]
+    for age, file in enumerate(files):  # a is the oldest, d the newest: read or written 4, 3, 2, 1 hours ago
+        file.write_bytes(b"x" * (3 << 18))  # 0.75 MB
+        os.utime(file, (1e9 - 3600 * (4 - age), 1e9 - 3600 * (4 - age)))
+    assert prune_compile_cache(tmp_path, 4 * (3 << 18)) == 0 and all(file.exists() for file in files)
+    assert prune_compile_cache(tmp_path, 2 * (3 << 18) + 1) == 2
+    assert [file.exists() for file in files] == [False, False, True, True]
+    os.utime(files[2], (2e9, 1e9))  # c read recently: d is now the least recently used
+    folder = use_compile_cache(tmp_path, max_mb=1)
+    assert [file.exists() for file in files] == [False, False, True, False] and folder.is_dir()
+    use_compile_cache(tmp_path, max_mb=0)  # no limit
+    assert files[2].exists()
+
+
+def test_the_cache_limit_is_a_setting(monkeypatch):
+    from app.settings import Settings
+
+    monkeypatch.setenv("WAVE_COMPILE_CACHE_MAX_MB", "64")
+    assert Settings().compile_cache_max_mb == 64
+    monkeypatch.setenv("WAVE_COMPILE_CACHE_MAX_MB", "-1")
+    with pytest.raises(ValueError, match="compile_cache_max_mb"):
+        Settings()
 
 
 def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, monkeypatch):

@@ -85,10 +85,35 @@ def with_max_isa(flags: str, isa: str) -> str:
     return " ".join(kept + ([f"{MAX_ISA_FLAG}={isa.upper()}"] if isa and isa != "native" else []))
 
 
-def use_compile_cache(folder: str | Path) -> Path | None:
+DEFAULT_CACHE_MAX_MB = 1024  # every new model version and TensorFlow release adds its own programs
+
+
+def prune_compile_cache(folder: Path, max_bytes: int) -> int:
+    """Delete the least recently used files under `folder` (last read or written first) until the rest hold at
+    most `max_bytes`; a file another process removes first is skipped. Returns the number of files deleted."""
+    files = []
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            if path.is_file():
+                files.append((max(status.st_atime, status.st_mtime), status.st_size, path))
+    total = sum(size for _, size, _ in files)
+    deleted = 0
+    for _, size, path in sorted(files, key=lambda file: file[0]):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            deleted += 1
+        total -= size
+    return deleted
+
+
+def use_compile_cache(folder: str | Path, max_mb: int = DEFAULT_CACHE_MAX_MB) -> Path | None:
     """Keep XLA's compiled programs in `folder`/tf-<TensorFlow version>-<cpu signature>[-<max isa>] (created); ""
     turns the cache off. Programs capped at an instruction set (XLA_FLAGS' --xla_cpu_max_isa) are not those of
-    the CPU's own, so each cap has its own folder.
+    the CPU's own, so each cap has its own folder. Files beyond `max_mb` (0: no limit) in all of `folder` are
+    deleted first, least recently used first (programs of older model versions and TensorFlow releases).
 
     Sets TF_XLA_FLAGS, replacing any cache folder already there, so it takes effect if the process has not
     compiled anything with XLA yet. Returns the folder used, or None (off, or the folder cannot be created).
@@ -101,6 +126,10 @@ def use_compile_cache(folder: str | Path) -> Path | None:
             if any(character.isspace() for character in str(cache)):
                 raise OSError("TF_XLA_FLAGS cannot hold a path with spaces")
             cache.mkdir(parents=True, exist_ok=True)
+            if max_mb:
+                deleted = prune_compile_cache(Path(folder).expanduser(), max_mb << 20)
+                if deleted:
+                    logging.getLogger(__name__).info("deleted %d old programs from %s", deleted, folder)
             flags.append(f"{CACHE_FLAG}={cache}")
         except OSError as error:
             logging.getLogger(__name__).warning("no compilation cache in %s: %s", cache, error)
