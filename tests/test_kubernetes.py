@@ -132,6 +132,11 @@ def test_the_root_file_system_is_read_only_and_the_compile_cache_is_on_a_volume(
         mount = next((path for path in mounts if Path(folder).is_relative_to(path)), None)
         assert mount is not None, f"{folder} is on the read-only root"
         assert "emptyDir" in volumes[mounts[mount]]
+    cache_volume = volumes[
+        mounts[next(path for path in mounts if Path(env["WAVE_COMPILE_CACHE"]).is_relative_to(path))]
+    ]
+    limit = cache_volume["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Mi") and int(env["WAVE_COMPILE_CACHE_MAX_MB"]) < int(limit[:-2]), "a full cache evicts"
 
 
 def test_the_grace_period_covers_the_prestop_pause_and_the_longest_request(rendered):
