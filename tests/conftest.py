@@ -16,6 +16,19 @@ from app.settings import DEFAULT_STORE, Settings
 DEFAULT_MODEL = Settings.model_fields["model_name"].default  # `general`
 
 
+# Modules that start a Ray cluster or Serve: each head takes Ray's default port and address file, so under
+# pytest-xdist (`make test` runs two workers) they run one after another on one worker.
+RAY_MODULES = {"test_benchmark", "test_bulk_benchmark", "test_complete_ray", "test_ray_serve", "test_ray_serve_cli"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for `--dist loadgroup`: a module runs whole on one worker (its module fixtures set up once), the
+    Ray modules all on the same one."""
+    for item in items:
+        module = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("ray" if module in RAY_MODULES else module))
+
+
 @pytest.fixture(scope="session")
 def default_store() -> Path:
     """The committed model store with the default model."""
