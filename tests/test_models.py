@@ -136,7 +136,8 @@ async def test_models_lists_every_served_model_default_first(two_models):
         assert set(model) == {"name", "version", "default", "features", "horizon", "input_length", "metrics"}
         served = app.state.registry.get(model["name"])
         assert model["features"] == ("any" if served.features is None else 5) and model["horizon"] == 150
-        assert model["input_length"] == {"min": 60, "max": 5000, "context": 300}
+        context = {"general": 1200, "tiny": 300}[model["name"]]  # general/12 reads 1200 steps for its look back
+        assert model["input_length"] == {"min": 60, "max": 5000, "context": context}
         assert "variants" in model["metrics"]
     assert models[1]["version"] == "1"
 

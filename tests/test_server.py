@@ -38,7 +38,7 @@ def test_server_contract_endpoints(server):
         assert http.get("/model/summary").json()["trained_features"] == 5
         assert http.get("/models").json()["models"][0] | {"metrics": None} == {
             "name": "general", "version": http.get("/model/summary").json()["version"], "default": True,
-            "features": "any", "horizon": 150, "input_length": {"min": 60, "max": 5000, "context": 300}, "metrics": None,
+            "features": "any", "horizon": 150, "input_length": {"min": 60, "max": 5000, "context": 1200}, "metrics": None,
         }  # fmt: skip
         names = [(m["name"], m["default"]) for m in http.get("/models").json()["models"]]
         assert names == [("general", True), ("wave", False)]  # the default first
