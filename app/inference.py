@@ -49,7 +49,7 @@ async def complete(
     if total > limits.max_total_steps:
         raise WaveError(f"request has {total} observed steps in all, at most {limits.max_total_steps} are allowed")
     checked = [
-        wave_array(wave, model.features, model.min_steps, limits, label, model.context)
+        wave_array(wave, model.features, model.min_steps, limits, label, model.predict.windows)
         for wave, label in zip(waves, labels, strict=True)
     ]
     arrays = [array for array, _ in checked]

@@ -20,14 +20,14 @@ def wave_array(
     min_steps: int,
     limits: Limits,
     label: str = "wave",
-    context: int | None = None,
+    windows: tuple[int, ...] = (),
 ) -> tuple[np.ndarray, int]:
     """The wave as float32 (steps, features) with its gaps (None or NaN) filled, and how many were filled.
 
     WaveError names the first problem (rows and columns are 0-based): a short wave, a row of the wrong width, an
     infinite or too large value, or a feature with no value or more than limits.max_gap_fraction missing.
-    `features` None (a model that takes any number): every row as wide as the first. With `context` (the steps
-    the model reads), the gap limit holds over those last steps too, not only over the whole wave.
+    `features` None (a model that takes any number): every row as wide as the first. With `windows` (last steps
+    the model reads: Predictor.windows), the gap limit holds over each of them too, not only over the whole wave.
     """
     if len(wave) < min_steps:
         raise WaveError(f"{label} has {len(wave)} steps, at least {min_steps} are needed")
@@ -51,7 +51,7 @@ def wave_array(
         row, column = np.argwhere(too_large)[0]
         raise WaveError(f"{label}: value at row {row}, column {column} exceeds {limits.max_abs_value:g} in magnitude")
     try:
-        filled, count = fill_observed(array, limits.max_gap_fraction, label, context)
+        filled, count = fill_observed(array, limits.max_gap_fraction, label, windows)
     except GapError as error:
         raise WaveError(str(error)) from None
     return filled.astype(np.float32), count

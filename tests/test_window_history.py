@@ -197,3 +197,21 @@ def test_long_synthetic_windows_are_not_flat_where_the_model_normalizes():
         recent = observed[:, -300:]
         scale = recent.std(axis=1, keepdims=True) + 1e-6 * np.abs(recent.mean(axis=1, keepdims=True)) + 1e-12
         assert np.abs((target - recent.mean(axis=1, keepdims=True)) / scale).max() < 100
+
+
+def test_the_gap_limit_holds_over_the_encoder_and_over_the_whole_look_back():
+    """A model reading 1200 steps, its encoder the last 300: the limit holds over both windows (and the wave)."""
+    from training.gaps import GapError, fill_observed
+    from training.predict import Predictor
+
+    assert Predictor(build_model(LONG)).windows == (300, 1200)
+    wave = np.sin(np.arange(3000) / 9.0)[:, None]
+    recent = wave.copy()
+    recent[-200:] = np.nan  # 67 % of the encoder's 300 steps, 17 % of the look back's 1200
+    with pytest.raises(GapError, match="misses 200 of the last 300 steps"):
+        fill_observed(recent, 0.5, windows=(300, 1200))
+    earlier = wave.copy()
+    earlier[-1100:-400] = np.nan  # none of the encoder's steps, 58 % of the look back's
+    with pytest.raises(GapError, match="misses 700 of the last 1200 steps"):
+        fill_observed(earlier, 0.5, windows=(300, 1200))
+    assert fill_observed(earlier, 0.5, windows=(300,))[1] == 700  # an encoder-only model fills them

@@ -108,7 +108,7 @@ class Completer:
         if len(values) < self.min_steps:
             raise ValueError(f"{len(values)} steps, the model needs at least {self.min_steps}")
         try:
-            filled, count = fill_observed(values[:, None], max_gap_fraction, label, self.context)
+            filled, count = fill_observed(values[:, None], max_gap_fraction, label, self.predictor.windows)
         except GapError as error:
             raise ValueError(str(error).removeprefix(f"{label}: ").replace("feature 0 ", "")) from None
         return Observed(filled[:, 0].astype(np.float32), count, filled[:, 0])

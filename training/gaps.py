@@ -47,18 +47,21 @@ MAX_GAP_FRACTION = 0.5  # the service's default (WAVE_LIMIT_MAX_GAP_FRACTION) an
 
 
 def fill_observed(
-    wave: np.ndarray, max_gap_fraction: float, label: str = "wave", context: int | None = None
+    wave: np.ndarray, max_gap_fraction: float, label: str = "wave", windows: tuple[int, ...] = ()
 ) -> tuple[np.ndarray, int]:
-    """`fill_gaps` of an observed wave (T, F) about to be completed: with `context` (the steps the model reads)
-    the gap limit holds over those last steps too, not only over the whole wave (GapError names the feature)."""
+    """`fill_gaps` of an observed wave (T, F) about to be completed: the gap limit holds over each of `windows`
+    (last steps the model reads: its encoder's, its look back's) too, not only over the whole wave (GapError names
+    the feature and the window)."""
     filled, count = fill_gaps(wave, max_gap_fraction, label)
     values = np.asarray(wave)
-    if count and context is not None and len(values) > context:
-        missing = np.isnan(values[-context:]).sum(axis=0)
+    for window in sorted(windows) if count else ():
+        if len(values) <= window:
+            break
+        missing = np.isnan(values[-window:]).sum(axis=0)
         feature = int(np.argmax(missing))
-        if missing[feature] > max_gap_fraction * context:
+        if missing[feature] > max_gap_fraction * window:
             raise GapError(
-                f"{label}: feature {feature} misses {missing[feature]} of the last {context} steps, which the model "
-                f"reads ({missing[feature] / context:.0%}), more than the {max_gap_fraction:.0%} allowed"
+                f"{label}: feature {feature} misses {missing[feature]} of the last {window} steps, which the model "
+                f"reads ({missing[feature] / window:.0%}), more than the {max_gap_fraction:.0%} allowed"
             )
     return filled, count

@@ -100,6 +100,8 @@ class Predictor:
         # a model whose season look back reads more than its encoder: the encoder's buckets, then the whole of it
         # (longer waves pay only for the look back, the encoder reading their last steps in any bucket)
         default = length_buckets(int(encoder[0].max_steps)) if encoder else length_buckets(self.context)
+        # the last steps the model reads, the gap limit holding over each: its encoder's, and its whole context
+        self.windows = tuple(sorted({int(encoder[0].max_steps), self.context} if encoder else {self.context}))
         chosen = default if lengths is None else lengths
         self.lengths = tuple(sorted({min(int(steps), self.context) for steps in chosen} | {self.context}))
         self._deferred: frozenset[Shape] = frozenset()  # replaced, never changed in place: read from any thread
