@@ -92,7 +92,7 @@ def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
     return process.returncode
 
 
-def compiled_everything(process, models: int = 1, timeout: float = 300) -> bool:
+def compiled_everything(process, models: int = 1, timeout: float = 600) -> bool:
     """Wait until the server (logging at info) says, for `models` models, that the programs it deferred past
     ready are compiled."""
     deadline = time.monotonic() + timeout
