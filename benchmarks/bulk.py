@@ -92,12 +92,12 @@ def model_alone(source: Path, horizon: int, workers: int) -> float:
     from training.predict import Predictor
 
     predictor = Predictor(load_model(DEFAULT_STORE, DEFAULT_MODEL).model)
-    rows = predictor.buckets[-1]
-    predictor.defer(shape for shape in predictor.shapes if shape != (rows, predictor.context))  # the one used here
-    predictor.warm_up()
     table = pq.read_table(source)
     steps = table.num_rows // len(set(table.column("unique_id").to_pylist()))
     waves = table.column("y").to_numpy().astype(np.float32).reshape(-1, steps, 1)[:, -predictor.context :]
+    rows, length = predictor.buckets[-1], predictor.length_bucket(waves[0])  # the program the command uses here
+    predictor.defer(shape for shape in predictor.shapes if shape != (rows, length))
+    predictor.warm_up()
     batches = [list(waves[start : start + rows]) for start in range(0, len(waves), rows)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
