@@ -27,8 +27,8 @@ lint: $(VENV)/.test
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# Two worker processes (pytest-xdist, modules kept whole, the Ray ones on one worker): TensorFlow never frees a
+# Three worker processes (pytest-xdist, modules kept whole, the Ray ones on one worker): TensorFlow never frees a
 # loaded XLA program, each holds ~7 memory mappings, and one process running the whole suite reached the kernel's
-# limit (vm.max_map_count, 65530), where LLVM aborts or the unwinder crashes.
+# limit (vm.max_map_count, 65530), where LLVM aborts or the unwinder crashes; with two, one worker still did.
 test: lint browser
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -n 3 --dist loadgroup
